@@ -1,0 +1,34 @@
+# backupctl: `make demo` runs the nightly job on the embedded defaults, `make test` the suite.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "backupctl needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+demo: $(STAMP)  ## back up examples/apps.toml twice on the embedded ledger, then show status
+	BACKUPCTL_REGISTRY=examples/apps.toml $(BIN)/backupctl run-nightly
+	@echo "--- and again: a rerun of the same night does nothing ---"
+	BACKUPCTL_REGISTRY=examples/apps.toml $(BIN)/backupctl run-nightly
+	BACKUPCTL_REGISTRY=examples/apps.toml $(BIN)/backupctl status
+
+test: $(STAMP)  ## the whole suite (starts its own throwaway Postgres)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/plan.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from backupctl.cli import main
+
+main()

@@ -1,0 +1,42 @@
+"""A cancellation token shared by a backup and whoever may need to stop it."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from backupctl.errors import Cancelled
+
+
+class CancelToken:
+    """Set by the heartbeat (lease lost), the deadline (timeout) or shutdown."""
+
+    def __init__(self, timeout: float | None = None) -> None:
+        self._event = threading.Event()
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+        self._timeout = timeout
+        self.reason = ""
+
+    def cancel(self, reason: str) -> None:
+        if not self._event.is_set():
+            self.reason = reason
+            self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        expired = self._deadline is not None and time.monotonic() >= self._deadline
+        if expired and not self._event.is_set():
+            self.cancel(f"timed out after {self._timeout:g}s")
+        return self._event.is_set()
+
+    def check(self) -> None:
+        """Raise Cancelled if the backup must stop."""
+        if self.cancelled:
+            raise Cancelled(self.reason)
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to `seconds` (never past the deadline); return True once cancelled."""
+        if self._deadline is not None:
+            seconds = min(seconds, max(0.0, self._deadline - time.monotonic()))
+        self._event.wait(seconds)
+        return self.cancelled

@@ -1,0 +1,62 @@
+"""The backupctl command line: parse, call the core, render. Nothing else."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from backupctl import __version__
+from backupctl.errors import BackupctlError, ConfigError
+
+
+class _Group(click.Group):
+    """Turns the project's errors into one clear line and their exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                click.echo(f"backupctl: error: {problem}", err=True)
+            click.echo("backupctl: nothing was changed.", err=True)
+            ctx.exit(exc.exit_code)
+        except BackupctlError as exc:
+            click.echo(f"backupctl: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="backupctl")
+@click.option(
+    "--config",
+    "config_file",
+    metavar="FILE",
+    envvar="BACKUPCTL_CONFIG",
+    help="Configuration file [default: /etc/backupctl/backupctl.toml].",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.pass_context
+def cli(ctx: click.Context, config_file: str | None, verbose: int) -> None:
+    """Nightly backups of a fleet of apps from one cron line, correctly.
+
+    \b
+    Example crontab line (hourly firing is fine: later runs resume or do nothing):
+      0 * * * *  backupctl run-nightly
+    """
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+    )
+    if verbose < 2:
+        logging.getLogger("pgserver").setLevel(logging.WARNING)
+    ctx.obj = {"config_file": config_file}
+
+
+def main() -> None:
+    """Console script entry point."""
+    from backupctl.cli import db, nightly, status  # noqa: F401  (registers commands)
+
+    cli(prog_name="backupctl")

@@ -1,0 +1,43 @@
+"""What several commands share: loading settings, opening the ledger, recording runs."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+import click
+
+from backupctl.config import Settings, load_settings
+from backupctl.errors import EXIT_FAILED
+from backupctl.ledger import Ledger
+from backupctl.redact import redact_text
+
+
+def settings_from(ctx: click.Context, flags: Mapping[str, Any] | None = None) -> Settings:
+    """Load and validate the settings (file < env < these flags)."""
+    return load_settings(ctx.obj["config_file"], flags=flags)
+
+
+@contextmanager
+def recorded(ledger: Ledger, command: str, run_date: date | None) -> Iterator[list[int]]:
+    """Record this invocation in the ledger; the caller puts its exit code in the list."""
+    args = redact_text(" ".join(sys.argv[1:]))
+    invocation = ledger.start_invocation(command, args, run_date)
+    result = [EXIT_FAILED]
+    try:
+        yield result
+    finally:
+        ledger.finish_invocation(invocation, result[0])
+
+
+def parse_date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:
+    """click callback: YYYY-MM-DD -> date."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date (use YYYY-MM-DD)") from None

@@ -1,0 +1,160 @@
+"""backupctl run-nightly."""
+
+from __future__ import annotations
+
+import signal
+from datetime import UTC, date, datetime
+from types import FrameType
+
+import click
+
+from backupctl.cli import cli
+from backupctl.cli.common import parse_date, recorded, settings_from
+from backupctl.cli.render import emit_json, human_size
+from backupctl.durations import format_duration
+from backupctl.errors import ConfigError
+from backupctl.executor import Outcome
+from backupctl.nightly import NightReport, Stop, run_night
+from backupctl.nights import next_window_opens, resolve_night
+
+
+def _outcome_line(outcome: Outcome) -> str:
+    claim = outcome.claim
+    detail = human_size(outcome.size) if outcome.status == "succeeded" else (outcome.error or "")
+    return (
+        f"{claim.app_id}  {outcome.status}  attempt {claim.attempt}  "
+        f"{format_duration(outcome.seconds)}  {detail}".rstrip()
+    )
+
+
+def _summary(report: NightReport) -> str:
+    now = {s: sum(1 for o in report.outcomes if o.status == s) for s in ("succeeded", "failed")}
+    already = sum(1 for row in report.rows if row["status"] == "succeeded") - now["succeeded"]
+    parts = [f"{now['succeeded']} backed up now", f"{max(already, 0)} already done"]
+    if report.failed:
+        parts.append(f"{report.failed} failed")
+    if report.held_elsewhere:
+        parts.append(f"{report.held_elsewhere} running in another process (left alone)")
+    if report.not_started:
+        parts.append(f"{report.not_started} not started")
+    text = f"night {report.run_date}: " + ", ".join(parts)
+    if report.stopped_reason:
+        text += f" (stopped claiming: {report.stopped_reason})"
+    return text
+
+
+@cli.command("run-nightly")
+@click.option(
+    "--date",
+    "run_date",
+    callback=parse_date,
+    metavar="YYYY-MM-DD",
+    help="Run this night instead of tonight (ignores the window).",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["direct", "enqueue"]),
+    default=None,
+    help="direct: back up here; enqueue: send jobs to workers.",
+)
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Backups at once (direct mode).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def run_nightly(
+    ctx: click.Context,
+    run_date: date | None,
+    mode: str | None,
+    parallel: int | None,
+    as_json: bool,
+) -> None:
+    """Back up every enabled app once for tonight; a rerun resumes or does nothing.
+
+    \b
+    Exit codes: 0 all done, 1 some backups failed or did not run,
+    2 configuration or registry error (nothing changed), 3 ledger unreachable.
+
+    \b
+    Example:
+      backupctl run-nightly
+      backupctl run-nightly --date 2026-11-28
+    """
+    settings = settings_from(ctx, {"run.mode": mode, "run.parallel": parallel})
+    if settings.run.mode == "enqueue":
+        raise ConfigError(["enqueue mode is not available yet: set [run] mode = 'direct'"])
+    from backupctl.context import load_apps, open_configured_storage, open_ledger
+    from backupctl.executor import new_owner
+
+    apps = load_apps(settings)
+    try:
+        storage = open_configured_storage(settings)
+    except ValueError as exc:
+        raise ConfigError([f"storage: {exc}"]) from None
+
+    now = datetime.now(UTC)
+    night, claim_until = resolve_night(run_date, now, settings.run.window, settings.timezone)
+    if night is None:
+        opens = next_window_opens(now, settings.run.window, settings.timezone)
+        local = opens.astimezone(settings.timezone)
+        click.echo(
+            f"outside the backup window {settings.run.window} ({settings.timezone.key}); "
+            f"nothing to do. It opens at {local:%Y-%m-%d %H:%M %Z}."
+        )
+        return
+
+    ledger = open_ledger(settings)
+    stop = Stop()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stop.event.is_set():
+            raise KeyboardInterrupt
+        stop.request(f"received {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    with recorded(ledger, "run-nightly", night) as exit_code:
+        report = run_night(
+            run_date=night,
+            apps=apps,
+            ledger=ledger,
+            storage=storage,
+            run=settings.run,
+            owner=new_owner(),
+            claim_until=claim_until,
+            stop=stop,
+            on_outcome=(lambda _: None) if as_json else (lambda o: click.echo(_outcome_line(o))),
+        )
+        exit_code[0] = report.exit_code
+    if as_json:
+        emit_json(
+            "run-nightly",
+            {
+                "run_date": night,
+                "night_status": report.summary.status if report.summary else None,
+                "outcomes": [
+                    {
+                        "app_id": o.claim.app_id,
+                        "backup_id": o.claim.id,
+                        "attempt": o.claim.attempt,
+                        "status": o.status,
+                        "seconds": round(o.seconds, 3),
+                        "size_bytes": o.size,
+                        "error": o.error,
+                    }
+                    for o in report.outcomes
+                ],
+                "failed": report.failed,
+                "running_elsewhere": report.held_elsewhere,
+                "not_started": report.not_started,
+                "exit_code": report.exit_code,
+            },
+        )
+    else:
+        click.echo(_summary(report))
+    ctx.exit(report.exit_code)

@@ -1,0 +1,65 @@
+"""Rendering: rich tables on a terminal, plain lines otherwise, JSON on request."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+import click
+
+JSON_SCHEMA_VERSION = 1
+
+
+def use_rich() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def human_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def emit_json(kind: str, payload: dict[str, Any]) -> None:
+    """Print one JSON document with its schema version and kind."""
+    doc = {"schema_version": JSON_SCHEMA_VERSION, "kind": kind, **payload}
+    click.echo(json.dumps(doc, default=_default, indent=2, sort_keys=False))
+
+
+def table(title: str | None, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """A rich table on a terminal; aligned plain columns otherwise."""
+    if use_rich():
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title=title, title_justify="left")
+        for header in headers:
+            t.add_column(header, overflow="fold")
+        for row in rows:
+            t.add_row(*row)
+        Console().print(t)
+        return
+    if title:
+        click.echo(title)
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+    lines = [headers, *rows]
+    for line in lines:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(line[:-1])]
+        click.echo("  ".join([*cells, line[-1]]).rstrip())

@@ -1,0 +1,287 @@
+"""Settings from a TOML file, BACKUPCTL_* environment variables and flags.
+
+Later sources win: defaults < file < environment < flags. Every problem is
+collected and reported at once, naming the file (or variable) and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from backupctl.durations import WHOLE_DAY, Window, parse_duration, parse_window
+from backupctl.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = "/etc/backupctl/backupctl.toml"
+DEFAULT_REGISTRY_PATH = "/etc/backupctl/apps.toml"
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value.strip()
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value in (None, "") else _str(value)
+
+
+def _positive_int(value: Any) -> int:
+    return _int_at_least(value, 1)
+
+
+def _count(value: Any) -> int:
+    return _int_at_least(value, 0)
+
+
+def _int_at_least(value: Any, low: int) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"must be a whole number of at least {low}, got {value!r}")
+    return value
+
+
+def _duration(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    seconds = parse_duration(_str(value))
+    return seconds
+
+
+def _positive_duration(value: Any) -> float:
+    seconds = _duration(value)
+    if seconds <= 0:
+        raise ValueError("must be longer than zero")
+    return seconds
+
+
+def _timezone(value: Any) -> ZoneInfo:
+    try:
+        return ZoneInfo(_str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {value!r} (try Europe/Amsterdam or UTC)") from None
+
+
+def _window(value: Any) -> Window:
+    return parse_window(_str(value))
+
+
+def _mode(value: Any) -> str:
+    if value not in ("direct", "enqueue"):
+        raise ValueError(f"must be 'direct' or 'enqueue', got {value!r}")
+    return str(value)
+
+
+def _schema(value: Any) -> str:
+    text = _str(value)
+    if not _IDENTIFIER.match(text):
+        raise ValueError("must be a lower-case SQL identifier such as 'backupctl'")
+    return text
+
+
+def _storage(value: Any) -> str:
+    text = _str(value)
+    if not text.startswith(("file://", "s3://")):
+        raise ValueError(f"must start with file:// or s3://, got {text!r}")
+    return text
+
+
+@dataclass(frozen=True)
+class Key:
+    """One setting: where it lives, how it is parsed, its default."""
+
+    section: str | None
+    name: str
+    parse: Callable[[Any], Any]
+    default: Any
+    help: str
+    secret: bool = False
+
+    @property
+    def dotted(self) -> str:
+        return f"{self.section}.{self.name}" if self.section else self.name
+
+    @property
+    def env(self) -> str:
+        return "BACKUPCTL_" + self.dotted.replace(".", "_").upper()
+
+
+KEYS: tuple[Key, ...] = (
+    Key(None, "database_url", _opt_str, None, "Postgres URL of the ledger; empty: embedded", True),
+    Key(None, "database_schema", _schema, "backupctl", "schema holding the ledger tables"),
+    Key(None, "timezone", _timezone, ZoneInfo("UTC"), "the zone whose calendar names a night"),
+    Key(None, "registry", _str, DEFAULT_REGISTRY_PATH, "the app registry file"),
+    Key(None, "storage", _storage, None, "file:///dir or s3://bucket/prefix; empty: data dir"),
+    Key("run", "mode", _mode, "direct", "direct: back up here; enqueue: send to workers"),
+    Key("run", "parallel", _positive_int, 4, "backups at once"),
+    Key("run", "max_attempts", _positive_int, 3, "attempts per backup per night"),
+    Key("run", "timeout", _positive_duration, 7200.0, "per backup"),
+    Key("run", "lease", _positive_duration, 300.0, "renewed while a backup runs"),
+    Key("run", "window", _window, WHOLE_DAY, "when a night's backups may start"),
+    Key("run", "retry_wait", _duration, 30.0, "wait before a retry; doubles each attempt"),
+    Key("queue", "url", _opt_str, None, "SQS queue URL for enqueue mode"),
+    Key("retention", "keep_daily", _count, 7, "nightly backups kept, one a day"),
+    Key("retention", "keep_weekly", _count, 4, "nightly backups kept, one a week"),
+    Key("retention", "keep_monthly", _count, 12, "nightly backups kept, one a month"),
+    Key("monitoring", "ping_url", _opt_str, None, "healthchecks-style ping URL", True),
+    Key("monitoring", "metrics_file", _opt_str, None, "Prometheus textfile to write"),
+)
+_BY_DOTTED = {key.dotted: key for key in KEYS}
+_SECTIONS = {key.section for key in KEYS if key.section}
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    mode: str
+    parallel: int
+    max_attempts: int
+    timeout: float
+    lease: float
+    window: Window
+    retry_wait: float
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The configuration in effect, validated."""
+
+    database_url: str | None
+    database_schema: str
+    timezone: ZoneInfo
+    registry: str
+    storage: str | None
+    run: RunSettings
+    queue_url: str | None
+    retention: dict[str, int]
+    ping_url: str | None
+    metrics_file: str | None
+    config_file: str | None
+    origins: dict[str, str] = field(default_factory=dict)
+
+
+def _read_file(path: Path, problems: list[str]) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        problems.append(f"{path}: no such configuration file")
+    except PermissionError:
+        problems.append(f"{path}: not readable (permission denied)")
+    except IsADirectoryError:
+        problems.append(f"{path}: is a directory, not a configuration file")
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(f"{path}: not valid TOML: {exc}")
+    except UnicodeDecodeError:
+        problems.append(f"{path}: not valid UTF-8 text")
+    return {}
+
+
+def _flatten(doc: dict[str, Any], source: str, problems: list[str]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in doc.items():
+        if name in _SECTIONS:
+            if not isinstance(value, dict):
+                problems.append(f"{source}: [{name}] must be a table")
+                continue
+            for sub, subvalue in value.items():
+                dotted = f"{name}.{sub}"
+                if dotted not in _BY_DOTTED:
+                    known = ", ".join(k.name for k in KEYS if k.section == name)
+                    problems.append(f"{source}: [{name}] {sub}: unknown key (known: {known})")
+                else:
+                    flat[dotted] = subvalue
+        elif name in _BY_DOTTED and _BY_DOTTED[name].section is None:
+            flat[name] = value
+        else:
+            problems.append(f"{source}: {name}: unknown key")
+    return flat
+
+
+def config_path(explicit: str | None, env: Mapping[str, str]) -> tuple[Path | None, bool]:
+    """Which file to read, and whether the user named it (so it must exist)."""
+    if explicit:
+        return Path(explicit), True
+    if env.get("BACKUPCTL_CONFIG"):
+        return Path(env["BACKUPCTL_CONFIG"]), True
+    default = Path(DEFAULT_CONFIG_PATH)
+    return (default, False) if default.exists() else (None, False)
+
+
+def load_settings(
+    explicit_path: str | None = None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build Settings from file, environment and flags; raise ConfigError listing all problems."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    raw: dict[str, tuple[Any, str]] = {}
+
+    path, _named = config_path(explicit_path, env)
+    if path is not None:
+        for dotted, value in _flatten(_read_file(path, problems), str(path), problems).items():
+            if dotted == "registry" and isinstance(value, str) and not value.startswith("/"):
+                # A relative registry path in a file is relative to that file.
+                value = str((path.parent / value).resolve())
+            raw[dotted] = (value, f"file {path}")
+    for key in KEYS:
+        if key.env in env:
+            raw[key.dotted] = (env[key.env], f"env {key.env}")
+    for dotted, value in (flags or {}).items():
+        if value is not None:
+            raw[dotted] = (value, "flag")
+
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for key in KEYS:
+        if key.dotted in raw:
+            value, origin = raw[key.dotted]
+            try:
+                values[key.dotted] = key.parse(value)
+                origins[key.dotted] = origin
+            except ValueError as exc:
+                where = f"{path}: " if origin.startswith("file") else f"{origin.split()[-1]}: "
+                if origin == "flag":
+                    where = f"--{key.name.replace('_', '-')}: "
+                label = f"[{key.section}] {key.name}" if key.section else key.name
+                problems.append(f"{where}{label}: {exc}")
+        else:
+            values[key.dotted] = key.default
+            origins[key.dotted] = "default"
+    if values["run.mode"] == "enqueue" and not values["queue.url"]:
+        problems.append("[run] mode = 'enqueue' needs [queue] url (or BACKUPCTL_QUEUE_URL)")
+    if problems:
+        raise ConfigError(problems)
+
+    return Settings(
+        database_url=values["database_url"],
+        database_schema=values["database_schema"],
+        timezone=values["timezone"],
+        registry=values["registry"],
+        storage=values["storage"],
+        run=RunSettings(
+            mode=values["run.mode"],
+            parallel=values["run.parallel"],
+            max_attempts=values["run.max_attempts"],
+            timeout=values["run.timeout"],
+            lease=values["run.lease"],
+            window=values["run.window"],
+            retry_wait=values["run.retry_wait"],
+        ),
+        queue_url=values["queue.url"],
+        retention={
+            k: values[f"retention.{k}"] for k in ("keep_daily", "keep_weekly", "keep_monthly")
+        },
+        ping_url=values["monitoring.ping_url"],
+        metrics_file=values["monitoring.metrics_file"],
+        config_file=str(path) if path else None,
+        origins=origins,
+    )

@@ -1,0 +1,137 @@
+"""claim -> dump -> compress -> store -> finish: one backup, fenced by its lease."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from backupctl.artifacts import artifact_key, attempt_prefix
+from backupctl.cancel import CancelToken
+from backupctl.errors import BackupFailed, Cancelled
+from backupctl.heartbeat import Heartbeat
+from backupctl.kinds import kind_for
+from backupctl.ledger import Claim, Ledger
+from backupctl.pipeline import dump_to_storage
+from backupctl.redact import redact_text
+from backupctl.registry import App
+from backupctl.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+def new_owner() -> str:
+    """A lease owner id unique to this process: host, pid and a random tag."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt came to. status: succeeded, failed, lost or released."""
+
+    claim: Claim
+    status: str
+    seconds: float
+    size: int | None = None
+    sha256: str | None = None
+    uri: str | None = None
+    error: str | None = None
+
+
+class Executor:
+    """Runs claimed backups; the same code serves run-nightly, worker and backup APP."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        storage: Storage,
+        apps: Mapping[str, App],
+        heartbeat: Heartbeat,
+        owner: str,
+        timeout: float,
+        retry_wait: float,
+    ) -> None:
+        self._ledger = ledger
+        self._storage = storage
+        self._apps = apps
+        self._heartbeat = heartbeat
+        self._owner = owner
+        self._timeout = timeout
+        self._retry_wait = retry_wait
+        self._tokens: dict[tuple[int, int], CancelToken] = {}
+
+    def cancel_all(self, reason: str) -> None:
+        """Stop every backup in flight (shutdown); their rows are given back."""
+        for token in list(self._tokens.values()):
+            token.cancel(reason)
+
+    def run(self, claim: Claim) -> Outcome:
+        """Run one claimed attempt to its end and record it, unless the lease was lost."""
+        started = time.monotonic()
+        token = CancelToken(self._timeout)
+        self._tokens[(claim.id, claim.attempt)] = token
+        self._heartbeat.track(claim, token)
+        try:
+            return self._run(claim, token, started)
+        finally:
+            self._heartbeat.untrack(claim)
+            self._tokens.pop((claim.id, claim.attempt), None)
+
+    def _run(self, claim: Claim, token: CancelToken, started: float) -> Outcome:
+        app = self._apps.get(claim.app_id)
+        log.info("app %s backup %s: attempt %d started", claim.app_id, claim.id, claim.attempt)
+        key: str | None = None
+        try:
+            if app is None:
+                raise BackupFailed(f"app {claim.app_id!r} is not in the registry (or disabled)")
+            kind = kind_for(app)
+            key = artifact_key(claim, kind.extension)
+            stored = dump_to_storage(kind, app, self._storage, key, token)
+        except Cancelled as exc:
+            if token.reason.startswith("shutdown"):
+                self._ledger.release(claim, self._owner)
+                return self._outcome(claim, "released", started, error=str(exc))
+            return self._fail(claim, started, str(exc))
+        except BackupFailed as exc:
+            return self._fail(claim, started, str(exc))
+        except Exception as exc:  # a bug or an unexpected I/O error: record it, go on
+            log.debug("app %s backup %s: unexpected error", claim.app_id, claim.id, exc_info=True)
+            return self._fail(claim, started, f"unexpected error: {type(exc).__name__}: {exc}")
+
+        uri = self._storage.uri(stored.key)
+        if not self._ledger.finish_succeeded(claim, self._owner, uri, stored.size, stored.sha256):
+            # Fenced: another process owns this backup now. Leave no second artifact.
+            self._storage.delete(stored.key)
+            log.warning(
+                "app %s backup %s: lease was taken over; removed own artifact",
+                claim.app_id,
+                claim.id,
+            )
+            return self._outcome(claim, "lost", started, error="lease taken over")
+        self._storage.discard_attempts(attempt_prefix(claim), keep=stored.key)
+        log.info("app %s backup %s: succeeded, %d bytes", claim.app_id, claim.id, stored.size)
+        return self._outcome(
+            claim, "succeeded", started, size=stored.size, sha256=stored.sha256, uri=uri
+        )
+
+    def _fail(self, claim: Claim, started: float, error: str) -> Outcome:
+        error = redact_text(error)
+        if not self._ledger.finish_failed(claim, self._owner, error, self._retry_wait):
+            log.warning("app %s backup %s: lease was taken over", claim.app_id, claim.id)
+            return self._outcome(claim, "lost", started, error="lease taken over")
+        # Leftovers of this attempt or of an earlier one that died: never a backup.
+        self._storage.discard_attempts(attempt_prefix(claim), keep=None)
+        log.warning("app %s backup %s: failed: %s", claim.app_id, claim.id, error)
+        return self._outcome(claim, "failed", started, error=error)
+
+    def discard_leftovers(self, claim: Claim) -> None:
+        """Remove what a dead holder of `claim` may have left in storage."""
+        self._storage.discard_attempts(attempt_prefix(claim), keep=None)
+
+    @staticmethod
+    def _outcome(claim: Claim, status: str, started: float, **fields: object) -> Outcome:
+        return Outcome(claim, status, time.monotonic() - started, **fields)  # type: ignore[arg-type]

@@ -1,0 +1,74 @@
+"""One thread renews every lease this process holds and cancels the ones it lost."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from backupctl.cancel import CancelToken
+from backupctl.errors import LedgerUnavailable
+from backupctl.ledger import Claim, Ledger
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """Renews leases every lease/3 seconds; a lease not renewed means stop that backup."""
+
+    def __init__(self, ledger: Ledger, owner: str, lease: float) -> None:
+        self._ledger = ledger
+        self._owner = owner
+        self._lease = lease
+        self._held: dict[tuple[int, int], tuple[Claim, CancelToken]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._last_ok = time.monotonic()
+        self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def track(self, claim: Claim, token: CancelToken) -> None:
+        with self._lock:
+            self._held[(claim.id, claim.attempt)] = (claim, token)
+
+    def untrack(self, claim: Claim) -> None:
+        with self._lock:
+            self._held.pop((claim.id, claim.attempt), None)
+
+    def beat(self) -> None:
+        """Renew now; cancel every backup whose lease another process took over."""
+        with self._lock:
+            held = dict(self._held)
+        if not held:
+            self._last_ok = time.monotonic()
+            return
+        try:
+            kept = self._ledger.heartbeat(self._owner, [i for i, _ in held], self._lease)
+        except LedgerUnavailable as exc:
+            # Past a whole lease without renewal another process may own the rows now.
+            if time.monotonic() - self._last_ok > self._lease:
+                for _claim, token in held.values():
+                    token.cancel(f"lease not renewed for {self._lease:g}s: {exc}")
+            log.warning("cannot renew leases: %s", exc)
+            return
+        self._last_ok = time.monotonic()
+        for key, (claim, token) in held.items():
+            if key not in kept:
+                log.warning(
+                    "app %s backup %s: lease taken over by another process; stopping",
+                    claim.app_id,
+                    claim.id,
+                )
+                token.cancel("lease lost: another process took this backup over")
+
+    def _loop(self) -> None:
+        interval = max(0.2, self._lease / 3)
+        while not self._stop.wait(interval):
+            self.beat()

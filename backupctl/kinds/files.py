@@ -1,0 +1,34 @@
+"""Kind `files`: a directory as a tar stream."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from pathlib import Path
+
+from backupctl.cancel import CancelToken
+from backupctl.errors import BackupFailed
+from backupctl.kinds import Writer
+from backupctl.registry.model import App
+
+
+class FilesKind:
+    extension = "tar"
+
+    def dump(self, app: App, out: Writer, cancel: CancelToken) -> None:
+        """Write the app's directory to `out` as a tar archive, paths relative to it."""
+        root = Path(app.params["path"])
+        if not root.is_dir():
+            what = "does not exist" if not root.exists() else "is not a directory"
+            raise BackupFailed(f"path {root} {what}")
+
+        def check(info: tarfile.TarInfo) -> tarfile.TarInfo:
+            cancel.check()
+            return info
+
+        try:
+            with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+                for entry in sorted(os.listdir(root)):
+                    tar.add(root / entry, arcname=entry, recursive=True, filter=check)
+        except OSError as exc:
+            raise BackupFailed(f"cannot read {exc.filename or root}: {exc.strerror}") from None

@@ -1,0 +1,150 @@
+-- Every statement backupctl runs against the ledger, by name.
+-- Each state change is one statement that checks the state it leaves.
+
+-- name: db_now
+SELECT now() AS now;
+
+-- name: mark_missed_nights
+-- Nights between the last recorded night and this one that never ran.
+INSERT INTO nightly_runs (run_date, status)
+SELECT d::date, 'missed'
+FROM generate_series(
+        (SELECT max(run_date) FROM nightly_runs WHERE run_date < %(run_date)s) + 1,
+        %(run_date)s::date - 1,
+        interval '1 day') AS d
+ON CONFLICT (run_date) DO NOTHING;
+
+-- name: open_night
+INSERT INTO nightly_runs (run_date, status, started_at)
+VALUES (%(run_date)s, 'running', now())
+ON CONFLICT (run_date) DO UPDATE
+    SET status = 'running', started_at = now()
+    WHERE nightly_runs.status = 'missed';
+
+-- name: plan_backups
+INSERT INTO backups (app_id, run_date, trigger, status)
+SELECT app_id, %(run_date)s, 'nightly', 'pending'
+FROM unnest(%(app_ids)s::text[]) AS app_id
+ON CONFLICT (app_id, run_date) WHERE trigger = 'nightly' DO NOTHING;
+
+-- name: reap_expired
+-- Rows whose process died on their last attempt: nobody may take them over.
+UPDATE backups
+SET status = 'failed', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+    error = 'the process running this backup stopped (its lease expired) on the last attempt'
+WHERE run_date = %(run_date)s AND trigger = 'nightly' AND status = 'running'
+  AND lease_expires_at < now() AND attempts >= %(max_attempts)s + extra_attempts
+RETURNING id, app_id, run_date, attempts, trigger;
+
+-- name: claim_nightly
+WITH claimable AS (
+    SELECT id FROM backups
+    WHERE run_date = %(run_date)s AND trigger = 'nightly'
+      AND status IN ('pending', 'enqueued', 'failed', 'running')
+      AND (status IN ('pending', 'enqueued')
+           OR (status = 'failed' AND attempts < %(max_attempts)s + extra_attempts
+               AND coalesce(next_attempt_at, now()) <= now())
+           OR (status = 'running' AND lease_expires_at < now()
+               AND attempts < %(max_attempts)s + extra_attempts))
+    ORDER BY id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE backups AS b
+SET status = 'running', attempts = b.attempts + 1, lease_owner = %(owner)s,
+    lease_expires_at = now() + make_interval(secs => %(lease)s),
+    started_at = now(), finished_at = NULL, next_attempt_at = NULL
+FROM claimable
+WHERE b.id = claimable.id
+RETURNING b.id, b.app_id, b.run_date, b.attempts, b.trigger;
+
+-- name: night_pending
+-- What still stands between this night and its end, as seen by one process.
+SELECT
+    count(*) FILTER (WHERE status = 'running' AND lease_expires_at >= now()) AS held,
+    count(*) FILTER (WHERE status = 'failed' AND attempts < %(max_attempts)s + extra_attempts) AS retryable,
+    min(next_attempt_at) FILTER (WHERE status = 'failed'
+                                 AND attempts < %(max_attempts)s + extra_attempts) AS next_retry_at,
+    extract(epoch FROM min(next_attempt_at) FILTER (
+        WHERE status = 'failed' AND attempts < %(max_attempts)s + extra_attempts) - now())
+        AS next_retry_in
+FROM backups
+WHERE run_date = %(run_date)s AND trigger = 'nightly'
+  AND status IN ('pending', 'enqueued', 'failed', 'running');
+
+-- name: heartbeat
+UPDATE backups
+SET lease_expires_at = now() + make_interval(secs => %(lease)s)
+WHERE id = ANY(%(ids)s) AND status = 'running' AND lease_owner = %(owner)s
+RETURNING id, attempts;
+
+-- name: finish_succeeded
+UPDATE backups
+SET status = 'succeeded', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+    artifact_uri = %(artifact_uri)s, size_bytes = %(size_bytes)s, sha256 = %(sha256)s, error = NULL
+WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s AND attempts = %(attempt)s
+RETURNING id;
+
+-- name: finish_failed
+UPDATE backups
+SET status = 'failed', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+    error = %(error)s,
+    next_attempt_at = now() + make_interval(secs => %(retry_wait)s * power(2, attempts - 1))
+WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s AND attempts = %(attempt)s
+RETURNING id;
+
+-- name: release
+-- Give a claimed row back untouched (shutdown before it could run).
+UPDATE backups
+SET status = 'pending', attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s AND attempts = %(attempt)s
+RETURNING id;
+
+-- name: close_night
+-- Recount the night from its rows; a rerun that changed nothing leaves it as it was.
+WITH counts AS (
+    SELECT count(*)::integer AS planned,
+           count(*) FILTER (WHERE status IN ('succeeded', 'pruned'))::integer AS succeeded,
+           count(*) FILTER (WHERE status = 'failed')::integer AS failed,
+           count(*) FILTER (WHERE status IN ('pending', 'enqueued', 'running'))::integer AS open
+    FROM backups WHERE run_date = %(run_date)s AND trigger = 'nightly'
+), verdict AS (
+    SELECT counts.*,
+           CASE WHEN open > 0 THEN 'running'
+                WHEN failed > 0 OR succeeded < planned THEN 'incomplete'
+                ELSE 'complete' END AS status
+    FROM counts
+)
+UPDATE nightly_runs AS n
+SET status = v.status,
+    finished_at = CASE WHEN v.status = 'running' THEN NULL ELSE now() END,
+    planned = v.planned, succeeded = v.succeeded, failed = v.failed
+FROM verdict AS v
+WHERE n.run_date = %(run_date)s
+  AND (n.status, n.planned, n.succeeded, n.failed)
+      IS DISTINCT FROM (v.status, v.planned, v.succeeded, v.failed);
+
+-- name: night_backups
+SELECT id, app_id, run_date, trigger, status, attempts, extra_attempts, lease_owner,
+       lease_expires_at, lease_expires_at < now() AS lease_expired, started_at, finished_at,
+       extract(epoch FROM finished_at - started_at) AS duration_s,
+       artifact_uri, size_bytes, sha256, error
+FROM backups
+WHERE run_date = %(run_date)s AND trigger = 'nightly'
+ORDER BY app_id;
+
+-- name: get_night
+SELECT run_date, status, created_at, started_at, finished_at, planned, succeeded, failed
+FROM nightly_runs WHERE run_date = %(run_date)s;
+
+-- name: latest_night
+SELECT max(run_date) AS run_date FROM nightly_runs WHERE status <> 'missed';
+
+-- name: start_invocation
+INSERT INTO invocations (command, args, host, pid, os_user, run_date)
+VALUES (%(command)s, %(args)s, %(host)s, %(pid)s, %(os_user)s, %(run_date)s)
+RETURNING id;
+
+-- name: finish_invocation
+UPDATE invocations SET finished_at = now(), exit_code = %(exit_code)s
+WHERE id = %(id)s AND finished_at IS NULL;

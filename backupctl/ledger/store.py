@@ -1,0 +1,246 @@
+"""Ledger operations on one Postgres connection; driver errors become LedgerUnavailable."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row, tuple_row
+
+from backupctl.errors import LedgerUnavailable
+from backupctl.ledger.queries import migrations, queries
+from backupctl.redact import redact_text, redact_url
+
+log = logging.getLogger(__name__)
+
+# Taken (per transaction) while migrating, so concurrent first runs don't race.
+MIGRATION_LOCK = 0x6261636B7570  # "backup"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A backup this process now holds under a lease, for attempt number `attempt`."""
+
+    id: int
+    app_id: str
+    run_date: date
+    attempt: int
+    trigger: str
+
+
+@dataclass(frozen=True)
+class NightSummary:
+    status: str
+    planned: int
+    succeeded: int
+    failed: int
+
+
+@contextmanager
+def _wrap_errors(url: str) -> Iterator[None]:
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        reason = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+        raise LedgerUnavailable(
+            f"the ledger database is unreachable ({redact_url(url)}): {reason}"
+        ) from None
+
+
+class Ledger:
+    """Ledger queries and compare-and-set transitions on an autocommit connection."""
+
+    def __init__(self, conn: psycopg.Connection[dict[str, Any]], url: str) -> None:
+        self._conn = conn
+        self._url = url
+        self._q = queries()
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def _rows(self, name: str, **params: Any) -> list[dict[str, Any]]:
+        with _wrap_errors(self._url), self._conn.cursor() as cur:
+            cur.execute(self._q[name].encode(), params)
+            return cur.fetchall() if cur.description else []
+
+    # -- nights -----------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The database's clock, which leases and deadlines are measured against."""
+        value = self._rows("db_now")[0]["now"]
+        assert isinstance(value, datetime)
+        return value
+
+    def plan(self, run_date: date, app_ids: Sequence[str]) -> None:
+        """Record the night (and any missed before it) and one pending row per app."""
+        with _wrap_errors(self._url), self._conn.transaction(), self._conn.cursor() as cur:
+            params = {"run_date": run_date, "app_ids": list(app_ids)}
+            for name in ("mark_missed_nights", "open_night", "plan_backups"):
+                cur.execute(self._q[name].encode(), params)
+
+    def close_night(self, run_date: date) -> NightSummary | None:
+        """Recount the night from its rows and mark it complete, incomplete or running."""
+        self._rows("close_night", run_date=run_date)
+        night = self.get_night(run_date)
+        if night is None:
+            return None
+        return NightSummary(*(night[k] for k in ("status", "planned", "succeeded", "failed")))
+
+    def get_night(self, run_date: date) -> dict[str, Any] | None:
+        rows = self._rows("get_night", run_date=run_date)
+        return rows[0] if rows else None
+
+    def latest_night(self) -> date | None:
+        value = self._rows("latest_night")[0]["run_date"]
+        return value if isinstance(value, date) else None
+
+    def night_backups(self, run_date: date) -> list[dict[str, Any]]:
+        return self._rows("night_backups", run_date=run_date)
+
+    def night_pending(self, run_date: date, max_attempts: int) -> dict[str, Any]:
+        return self._rows("night_pending", run_date=run_date, max_attempts=max_attempts)[0]
+
+    # -- claims and leases --------------------------------------------------------
+
+    def claim_nightly(
+        self, run_date: date, owner: str, limit: int, lease: float, max_attempts: int
+    ) -> list[Claim]:
+        """Take up to `limit` claimable backups of the night under a lease for `owner`."""
+        rows = self._rows(
+            "claim_nightly",
+            run_date=run_date,
+            owner=owner,
+            limit=limit,
+            lease=lease,
+            max_attempts=max_attempts,
+        )
+        return [_claim(row) for row in rows]
+
+    def reap_expired(self, run_date: date, max_attempts: int) -> list[Claim]:
+        """Fail rows whose holder died on the last attempt; return them for clean-up."""
+        rows = self._rows("reap_expired", run_date=run_date, max_attempts=max_attempts)
+        return [_claim(row) for row in rows]
+
+    def heartbeat(self, owner: str, ids: Sequence[int], lease: float) -> set[tuple[int, int]]:
+        """Extend the leases `owner` still holds; return the (id, attempt) pairs kept."""
+        if not ids:
+            return set()
+        rows = self._rows("heartbeat", owner=owner, ids=list(ids), lease=lease)
+        return {(row["id"], row["attempts"]) for row in rows}
+
+    def finish_succeeded(
+        self, claim: Claim, owner: str, artifact_uri: str, size_bytes: int, sha256: str
+    ) -> bool:
+        """Mark the backup succeeded if `owner` still holds this attempt (fencing)."""
+        rows = self._rows(
+            "finish_succeeded",
+            id=claim.id,
+            owner=owner,
+            attempt=claim.attempt,
+            artifact_uri=artifact_uri,
+            size_bytes=size_bytes,
+            sha256=sha256,
+        )
+        return bool(rows)
+
+    def finish_failed(self, claim: Claim, owner: str, error: str, retry_wait: float) -> bool:
+        """Mark the attempt failed if `owner` still holds it; schedule the retry's earliest time."""
+        rows = self._rows(
+            "finish_failed",
+            id=claim.id,
+            owner=owner,
+            attempt=claim.attempt,
+            error=error[:4000],
+            retry_wait=retry_wait,
+        )
+        return bool(rows)
+
+    def release(self, claim: Claim, owner: str) -> bool:
+        """Give back a claim that never ran, so it costs no attempt."""
+        return bool(self._rows("release", id=claim.id, owner=owner, attempt=claim.attempt))
+
+    # -- audit ----------------------------------------------------------------------
+
+    def start_invocation(self, command: str, args: str, run_date: date | None) -> int:
+        row = self._rows(
+            "start_invocation",
+            command=command,
+            args=args,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            os_user=_os_user(),
+            run_date=run_date,
+        )[0]
+        return int(row["id"])
+
+    def finish_invocation(self, invocation_id: int, exit_code: int) -> None:
+        self._rows("finish_invocation", id=invocation_id, exit_code=exit_code)
+
+
+def _claim(row: dict[str, Any]) -> Claim:
+    return Claim(
+        id=row["id"],
+        app_id=row["app_id"],
+        run_date=row["run_date"],
+        attempt=row["attempts"],
+        trigger=row["trigger"],
+    )
+
+
+def _os_user() -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (KeyError, ImportError):
+        return str(os.getuid())
+
+
+def migrate(conn: psycopg.Connection[Any], schema: str) -> list[int]:
+    """Apply pending migrations under an advisory lock; return the versions applied."""
+    wanted = migrations()
+    with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK])
+        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        cur.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        applied = {row[0] for row in cur.execute("SELECT version FROM schema_migrations")}
+        done = []
+        for version, name, text in wanted:
+            if version in applied:
+                continue
+            log.info("applying ledger migration %04d_%s", version, name)
+            cur.execute(text.encode())
+            cur.execute(
+                "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", [version, name]
+            )
+            done.append(version)
+    return done
+
+
+def connect_ledger(url: str, schema: str, *, upgrade: bool = True) -> Ledger:
+    """Connect to the ledger at `url`, bring its schema up to date, and return it."""
+    with _wrap_errors(url):
+        conn = psycopg.connect(
+            url,
+            autocommit=True,
+            row_factory=dict_row,
+            connect_timeout=10,
+            options=f"-c search_path={schema}",
+            application_name="backupctl",
+        )
+    if upgrade:
+        with _wrap_errors(url):
+            migrate(conn, schema)
+    return Ledger(conn, url)

@@ -1,0 +1,52 @@
+"""dump -> zstd -> sha256/size -> storage, as one stream with bounded memory."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import IO, cast
+
+import zstandard
+
+from backupctl.cancel import CancelToken
+from backupctl.kinds import Kind, Writer
+from backupctl.registry.model import App
+from backupctl.storage import Storage
+
+ZSTD_LEVEL = 3
+
+
+class _Hashing:
+    """Counts and hashes the bytes that reach storage (what `verify` re-reads)."""
+
+    def __init__(self, inner: Writer) -> None:
+        self._inner = inner
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes, /) -> int:
+        self._inner.write(data)
+        self.sha256.update(data)
+        self.size += len(data)
+        return len(data)
+
+
+@dataclass(frozen=True)
+class Stored:
+    key: str
+    size: int
+    sha256: str
+
+
+def dump_to_storage(
+    kind: Kind, app: App, storage: Storage, key: str, cancel: CancelToken
+) -> Stored:
+    """Stream the app's dump, compressed, to `key`; publish only if every step succeeded."""
+    with storage.open_write(key) as upload:
+        hashing = _Hashing(upload)
+        compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+        with compressor.stream_writer(cast(IO[bytes], hashing), closefd=False) as zst:
+            kind.dump(app, zst, cancel)
+        # A cancel that arrived while the dump finished must still stop the publish.
+        cancel.check()
+    return Stored(key=key, size=hashing.size, sha256=hashing.sha256.hexdigest())

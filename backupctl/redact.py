@@ -1,0 +1,37 @@
+"""Keep secrets out of output: mask URL passwords and known secret values."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import urlsplit, urlunsplit
+
+MASK = "***"
+
+# scheme://user:password@host  -> scheme://user:***@host
+_URL_PASSWORD = re.compile(r"(?P<prefix>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*:)(?P<pw>[^@/\s]+)@")
+# key=value pairs in libpq strings and query strings
+_KV_PASSWORD = re.compile(r"(?i)\b(password|passwd|pwd|secret|token)\s*=\s*('[^']*'|[^\s&]+)")
+
+
+def redact_url(url: str) -> str:
+    """Return `url` with any password replaced by ***, for display."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return redact_text(url)
+    if parts.password is None:
+        return redact_text(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    user = parts.username or ""
+    host = netloc[1] if len(netloc) == 2 else ""
+    return redact_text(urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}")))
+
+
+def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
+    """Mask URL passwords, password=... pairs and each of `secrets` in `text`."""
+    for secret in secrets:
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, MASK)
+    text = _URL_PASSWORD.sub(lambda m: f"{m.group('prefix')}{MASK}@", text)
+    return _KV_PASSWORD.sub(lambda m: f"{m.group(1)}={MASK}", text)

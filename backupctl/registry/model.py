@@ -1,0 +1,115 @@
+"""The App model and the rules every registry source shares."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+APP_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class App:
+    """One app to back up. `params` holds the kind's own fields."""
+
+    id: str
+    kind: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    enabled: bool = True
+
+
+def validate_app_id(value: Any) -> str | None:
+    """Return a problem with `value` as an app id, or None if it is fine."""
+    if not isinstance(value, str):
+        return f"id must be a string, got {value!r}"
+    if not APP_ID.match(value):
+        return (
+            f"id {value!r} is not valid: use 1-128 of a-z 0-9 . _ -, "
+            "starting with a letter or digit"
+        )
+    return None
+
+
+def _nonempty_str(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError("must be a non-empty string")
+    return value
+
+
+def _argv(value: Any) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(a, str) for a in value):
+        raise ValueError('must be a non-empty list of strings, e.g. ["pg_dumpall", "--clean"]')
+    if not value[0]:
+        raise ValueError("the program (first item) must not be empty")
+    return list(value)
+
+
+def _env_name(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError("must be the name of an environment variable")
+    return value
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """The fields one backup kind takes: name -> parser, and which are required."""
+
+    fields: Mapping[str, Callable[[Any], Any]]
+    required: frozenset[str]
+    paths: frozenset[str] = frozenset()  # resolved relative to the registry file
+    one_of: tuple[frozenset[str], ...] = ()  # exactly one of each group must be given
+
+
+KINDS: dict[str, KindSpec] = {
+    "files": KindSpec({"path": _nonempty_str}, frozenset({"path"}), paths=frozenset({"path"})),
+    "command": KindSpec({"argv": _argv}, frozenset({"argv"})),
+}
+COMMON_FIELDS = frozenset({"id", "kind", "enabled"})
+
+
+def build_app(table: Mapping[str, Any], base_dir: Path) -> tuple[App | None, list[str]]:
+    """Validate one registry entry; return the App or the list of problems."""
+    problems: list[str] = []
+    app_id = table.get("id")
+    if app_id is None:
+        problems.append("missing field 'id'")
+    elif (problem := validate_app_id(app_id)) is not None:
+        problems.append(problem)
+    kind = table.get("kind")
+    spec = KINDS.get(kind) if isinstance(kind, str) else None
+    if kind is None:
+        problems.append(f"missing field 'kind' (one of: {', '.join(sorted(KINDS))})")
+    elif spec is None:
+        problems.append(f"unknown kind {kind!r} (one of: {', '.join(sorted(KINDS))})")
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        problems.append(f"enabled must be true or false, got {enabled!r}")
+
+    params: dict[str, Any] = {}
+    if spec is not None:
+        for name in sorted(set(table) - COMMON_FIELDS):
+            if name not in spec.fields:
+                known = ", ".join(sorted(set(spec.fields) | COMMON_FIELDS))
+                problems.append(f"unknown field {name!r} for kind {kind!r} (known: {known})")
+                continue
+            try:
+                value = spec.fields[name](table[name])
+            except ValueError as exc:
+                problems.append(f"{name} {exc}")
+                continue
+            if name in spec.paths:
+                value = str((base_dir / value).resolve())
+            params[name] = value
+        for name in sorted(spec.required - set(table)):
+            problems.append(f"missing field {name!r} for kind {kind!r}")
+        for group in spec.one_of:
+            given = group & set(table)
+            if len(given) != 1:
+                problems.append(f"give exactly one of {', '.join(sorted(group))}")
+    if problems:
+        return None, problems
+    assert isinstance(app_id, str) and isinstance(kind, str)
+    return App(id=app_id, kind=kind, params=params, enabled=enabled), []

@@ -1,0 +1,121 @@
+"""file:// storage: temp file in the target folder, fsync, rename, fsync the folder."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import unquote, urlsplit
+
+TMP_SUFFIX = ".tmp"
+
+
+class _Upload:
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self.size = 0
+
+    def write(self, data: bytes, /) -> int:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self.size += len(data)
+        return len(data)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalStorage:
+    """Artifacts as files under one root folder; files 0600, folders 0700."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @classmethod
+    def from_url(cls, url: str) -> LocalStorage:
+        parts = urlsplit(url)
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError(f"file:// storage must be local, got host {parts.netloc!r}")
+        return cls(Path(unquote(parts.path)))
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise ValueError(f"key {key!r} leaves the storage folder")
+        return path
+
+    def _makedirs(self, folder: Path) -> None:
+        missing = []
+        while not folder.exists():
+            missing.append(folder)
+            folder = folder.parent
+        for path in reversed(missing):
+            try:
+                path.mkdir(mode=0o700)
+            except FileExistsError:
+                continue
+            _fsync_dir(path.parent)
+
+    @contextmanager
+    def open_write(self, key: str) -> Iterator[_Upload]:
+        final = self._path(key)
+        self._makedirs(final.parent)
+        tmp = final.with_name(f".{final.name}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            upload = _Upload(fd)
+            yield upload
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        os.rename(tmp, final)
+        _fsync_dir(final.parent)
+
+    @contextmanager
+    def open_read(self, key: str) -> Iterator[BinaryIO]:
+        with self._path(key).open("rb") as fh:
+            yield fh
+
+    def uri(self, key: str) -> str:
+        return (self.root / key).as_uri()
+
+    def key_for(self, uri: str) -> str:
+        path = Path(unquote(urlsplit(uri).path))
+        return path.relative_to(self.root).as_posix()
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        folder, _, start = prefix.rpartition("/")
+        base = self._path(folder) if folder else self.root
+        if not base.is_dir():
+            return
+        for entry in sorted(os.listdir(base)):
+            name = entry[1:] if entry.startswith(".") and entry.endswith(TMP_SUFFIX) else entry
+            if name.startswith(start):
+                yield f"{folder}/{entry}" if folder else entry
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        _fsync_dir(path.parent)
+
+    def discard_attempts(self, prefix: str, keep: str | None) -> list[str]:
+        removed = [key for key in list(self.keys(prefix)) if key != keep]
+        for key in removed:
+            self.delete(key)
+        return removed
