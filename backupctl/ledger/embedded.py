@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,10 @@ def embedded_database_url(state_dir: Path) -> str:
 
     The server stops when the last backupctl process using it exits.
     """
-    import pgserver
+    with warnings.catch_warnings():
+        # pgserver asks platformdirs for a runtime dir, which servers often lack.
+        warnings.simplefilter("ignore")
+        import pgserver
 
     state_dir.mkdir(parents=True, exist_ok=True)
     pgdata = state_dir / "pgdata"
