@@ -205,6 +205,10 @@ def _flatten(doc: dict[str, Any], source: str, problems: list[str]) -> dict[str,
     return flat
 
 
+def _is_relative_path(value: str) -> bool:
+    return not value.startswith("/") and "://" not in value
+
+
 def config_path(explicit: str | None, env: Mapping[str, str]) -> tuple[Path | None, bool]:
     """Which file to read, and whether the user named it (so it must exist)."""
     if explicit:
@@ -228,7 +232,7 @@ def load_settings(
     path, _named = config_path(explicit_path, env)
     if path is not None:
         for dotted, value in _flatten(_read_file(path, problems), str(path), problems).items():
-            if dotted == "registry" and isinstance(value, str) and not value.startswith("/"):
+            if dotted == "registry" and isinstance(value, str) and _is_relative_path(value):
                 # A relative registry path in a file is relative to that file.
                 value = str((path.parent / value).resolve())
             raw[dotted] = (value, f"file {path}")
@@ -256,7 +260,7 @@ def load_settings(
         else:
             values[key.dotted] = key.default
             origins[key.dotted] = "default"
-    if values["run.mode"] == "enqueue" and not values["queue.url"]:
+    if values.get("run.mode") == "enqueue" and "queue.url" in values and not values["queue.url"]:
         problems.append("[run] mode = 'enqueue' needs [queue] url (or BACKUPCTL_QUEUE_URL)")
     if problems:
         raise ConfigError(problems)

@@ -17,10 +17,12 @@ def _local(day: date, clock: time, tz: ZoneInfo) -> datetime:
 def window_bounds(night: date, window: Window, tz: ZoneInfo) -> tuple[datetime, datetime]:
     """Return the UTC instants at which `night`'s window opens and closes."""
     start = _local(night, window.start, tz)
-    if window.whole_day or window.end <= window.start:
-        end = _local(night + timedelta(days=1), window.end, tz)
-    else:
-        end = _local(night, window.end, tz)
+    crosses_midnight = window.whole_day or window.end <= window.start
+    end = _local(night + timedelta(days=int(crosses_midnight)), window.end, tz)
+    if end <= start:
+        # Both ends fell into (or around) a DST gap: keep the window's nominal length.
+        nominal = datetime.combine(night + timedelta(days=int(crosses_midnight)), window.end)
+        end = start + (nominal - datetime.combine(night, window.start))
     return start, end
 
 

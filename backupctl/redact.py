@@ -9,9 +9,13 @@ from urllib.parse import urlsplit, urlunsplit
 MASK = "***"
 
 # scheme://user:password@host  -> scheme://user:***@host
-_URL_PASSWORD = re.compile(r"(?P<prefix>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*:)(?P<pw>[^@/\s]+)@")
+# (greedy up to the last @ before the host: an unencoded @ in a password stays masked)
+_URL_PASSWORD = re.compile(r"(?P<prefix>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*:)(?P<pw>[^/\s]+)@")
 # key=value pairs in libpq strings and query strings
-_KV_PASSWORD = re.compile(r"(?i)\b(password|passwd|pwd|secret|token)\s*=\s*('[^']*'|[^\s&]+)")
+# (also PGPASSWORD=..., client_secret=..., access_token=...)
+_KV_PASSWORD = re.compile(
+    r"(?i)\b([a-z0-9_]*(?:password|passwd|pwd|secret|token))\s*=\s*('[^']*'|[^\s&]+)"
+)
 
 
 def redact_url(url: str) -> str:

@@ -25,7 +25,7 @@ def validate_app_id(value: Any) -> str | None:
     """Return a problem with `value` as an app id, or None if it is fine."""
     if not isinstance(value, str):
         return f"id must be a string, got {value!r}"
-    if not APP_ID.match(value):
+    if not APP_ID.fullmatch(value):
         return (
             f"id {value!r} is not valid: use 1-128 of a-z 0-9 . _ -, "
             "starting with a letter or digit"
@@ -98,7 +98,7 @@ def build_app(table: Mapping[str, Any], base_dir: Path) -> tuple[App | None, lis
             try:
                 value = spec.fields[name](table[name])
             except ValueError as exc:
-                problems.append(f"{name} {exc}")
+                problems.append(f"{name}: {exc}")
                 continue
             if name in spec.paths:
                 value = str((base_dir / value).resolve())
