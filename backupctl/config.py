@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from backupctl.durations import WHOLE_DAY, Window, parse_duration, parse_window
 from backupctl.errors import ConfigError
+from backupctl.storage.s3 import S3Options
 
 DEFAULT_CONFIG_PATH = "/etc/backupctl/backupctl.toml"
 DEFAULT_REGISTRY_PATH = "/etc/backupctl/apps.toml"
@@ -80,6 +81,14 @@ def _mode(value: Any) -> str:
     return str(value)
 
 
+def _sse(value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    if value not in ("AES256", "aws:kms"):
+        raise ValueError(f"must be 'AES256' or 'aws:kms', got {value!r}")
+    return str(value)
+
+
 def _schema(value: Any) -> str:
     text = _str(value)
     if not _IDENTIFIER.match(text):
@@ -120,6 +129,7 @@ KEYS: tuple[Key, ...] = (
     Key(None, "timezone", _timezone, ZoneInfo("UTC"), "the zone whose calendar names a night"),
     Key(None, "registry", _str, DEFAULT_REGISTRY_PATH, "the app registry file"),
     Key(None, "storage", _storage, None, "file:///dir or s3://bucket/prefix; empty: data dir"),
+    Key(None, "pg_bin_dir", _opt_str, None, "folder with pg_dump/pg_restore; empty: PATH"),
     Key("run", "mode", _mode, "direct", "direct: back up here; enqueue: send to workers"),
     Key("run", "parallel", _positive_int, 4, "backups at once"),
     Key("run", "max_attempts", _positive_int, 3, "attempts per backup per night"),
@@ -127,6 +137,8 @@ KEYS: tuple[Key, ...] = (
     Key("run", "lease", _positive_duration, 300.0, "renewed while a backup runs"),
     Key("run", "window", _window, WHOLE_DAY, "when a night's backups may start"),
     Key("run", "retry_wait", _duration, 30.0, "wait before a retry; doubles each attempt"),
+    Key("s3", "sse", _sse, None, "server-side encryption: AES256 or aws:kms"),
+    Key("s3", "kms_key_id", _opt_str, None, "KMS key id for sse = aws:kms"),
     Key("queue", "url", _opt_str, None, "SQS queue URL for enqueue mode"),
     Key("retention", "keep_daily", _count, 7, "nightly backups kept, one a day"),
     Key("retention", "keep_weekly", _count, 4, "nightly backups kept, one a week"),
@@ -158,6 +170,8 @@ class Settings:
     timezone: ZoneInfo
     registry: str
     storage: str | None
+    pg_bin_dir: str | None
+    s3: S3Options
     run: RunSettings
     queue_url: str | None
     retention: dict[str, int]
@@ -232,7 +246,11 @@ def load_settings(
     path, _named = config_path(explicit_path, env)
     if path is not None:
         for dotted, value in _flatten(_read_file(path, problems), str(path), problems).items():
-            if dotted == "registry" and isinstance(value, str) and _is_relative_path(value):
+            if (
+                dotted in ("registry", "pg_bin_dir")
+                and isinstance(value, str)
+                and _is_relative_path(value)
+            ):
                 # A relative registry path in a file is relative to that file.
                 value = str((path.parent / value).resolve())
             raw[dotted] = (value, f"file {path}")
@@ -271,6 +289,8 @@ def load_settings(
         timezone=values["timezone"],
         registry=values["registry"],
         storage=values["storage"],
+        pg_bin_dir=values["pg_bin_dir"],
+        s3=S3Options(sse=values["s3.sse"], kms_key_id=values["s3.kms_key_id"]),
         run=RunSettings(
             mode=values["run.mode"],
             parallel=values["run.parallel"],

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from backupctl.config import Settings
+from backupctl.kinds import KindOptions
 from backupctl.ledger import Ledger, connect_ledger
 from backupctl.registry import App, load_registry
-from backupctl.storage import Storage, open_storage
+from backupctl.storage import Storages
 
 
 def state_dir() -> Path:
@@ -38,8 +39,15 @@ def open_ledger(settings: Settings) -> Ledger:
     return connect_ledger(url, settings.database_schema)
 
 
-def open_configured_storage(settings: Settings) -> Storage:
-    return open_storage(storage_url(settings))
+def open_storages(settings: Settings) -> Storages:
+    """The configured storage (and any an app names), opened on first use."""
+    storages = Storages(storage_url(settings), settings.s3)
+    storages.get()  # a malformed URL is a configuration error, found before any work
+    return storages
+
+
+def kind_options(settings: Settings) -> KindOptions:
+    return KindOptions(pg_bin_dir=settings.pg_bin_dir)
 
 
 def load_apps(settings: Settings) -> list[App]:

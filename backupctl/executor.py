@@ -14,12 +14,12 @@ from backupctl.artifacts import artifact_key, attempt_prefix
 from backupctl.cancel import CancelToken
 from backupctl.errors import BackupFailed, Cancelled
 from backupctl.heartbeat import Heartbeat
-from backupctl.kinds import kind_for
+from backupctl.kinds import KindOptions, kind_for
 from backupctl.ledger import Claim, Ledger
 from backupctl.pipeline import dump_to_storage
 from backupctl.redact import redact_text
 from backupctl.registry import App
-from backupctl.storage import Storage
+from backupctl.storage import Storage, Storages
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +48,17 @@ class Executor:
     def __init__(
         self,
         ledger: Ledger,
-        storage: Storage,
+        storages: Storages,
         apps: Mapping[str, App],
         heartbeat: Heartbeat,
         owner: str,
         timeout: float,
         retry_wait: float,
+        kind_options: KindOptions | None = None,
     ) -> None:
         self._ledger = ledger
-        self._storage = storage
+        self._storages = storages
+        self._kind_options = kind_options or KindOptions()
         self._apps = apps
         self._heartbeat = heartbeat
         self._owner = owner
@@ -84,53 +86,71 @@ class Executor:
     def _run(self, claim: Claim, token: CancelToken, started: float) -> Outcome:
         app = self._apps.get(claim.app_id)
         log.info("app %s backup %s: attempt %d started", claim.app_id, claim.id, claim.attempt)
-        key: str | None = None
+        storage = self._storage_for(claim)
+        secrets: list[str] = []
         try:
             if app is None:
                 raise BackupFailed(f"app {claim.app_id!r} is not in the registry (or disabled)")
-            kind = kind_for(app)
+            kind = kind_for(app, self._kind_options)
+            secrets = kind.secrets(app)
             key = artifact_key(claim, kind.extension)
-            stored = dump_to_storage(kind, app, self._storage, key, token)
+            stored = dump_to_storage(kind, app, storage, key, token)
         except Cancelled as exc:
             if token.reason.startswith("shutdown"):
                 self._ledger.release(claim, self._owner)
                 return self._outcome(claim, "released", started, error=str(exc))
-            return self._fail(claim, started, str(exc))
+            return self._fail(claim, started, str(exc), secrets)
         except BackupFailed as exc:
-            return self._fail(claim, started, str(exc))
+            return self._fail(claim, started, str(exc), secrets)
         except Exception as exc:  # a bug or an unexpected I/O error: record it, go on
             log.debug("app %s backup %s: unexpected error", claim.app_id, claim.id, exc_info=True)
-            return self._fail(claim, started, f"unexpected error: {type(exc).__name__}: {exc}")
+            error = f"unexpected error: {type(exc).__name__}: {exc}"
+            return self._fail(claim, started, error, secrets)
 
-        uri = self._storage.uri(stored.key)
+        uri = storage.uri(stored.key)
         if not self._ledger.finish_succeeded(claim, self._owner, uri, stored.size, stored.sha256):
             # Fenced: another process owns this backup now. Leave no second artifact.
-            self._storage.delete(stored.key)
+            storage.delete(stored.key)
             log.warning(
                 "app %s backup %s: lease was taken over; removed own artifact",
                 claim.app_id,
                 claim.id,
             )
             return self._outcome(claim, "lost", started, error="lease taken over")
-        self._storage.discard_attempts(attempt_prefix(claim), keep=stored.key)
+        self._discard(claim, keep=stored.key)
         log.info("app %s backup %s: succeeded, %d bytes", claim.app_id, claim.id, stored.size)
         return self._outcome(
             claim, "succeeded", started, size=stored.size, sha256=stored.sha256, uri=uri
         )
 
-    def _fail(self, claim: Claim, started: float, error: str) -> Outcome:
-        error = redact_text(error)
+    def _storage_for(self, claim: Claim) -> Storage:
+        app = self._apps.get(claim.app_id)
+        return self._storages.get(app.storage if app else None)
+
+    def _fail(self, claim: Claim, started: float, error: str, secrets: list[str]) -> Outcome:
+        error = redact_text(error, secrets)
         if not self._ledger.finish_failed(claim, self._owner, error, self._retry_wait):
             log.warning("app %s backup %s: lease was taken over", claim.app_id, claim.id)
             return self._outcome(claim, "lost", started, error="lease taken over")
         # Leftovers of this attempt or of an earlier one that died: never a backup.
-        self._storage.discard_attempts(attempt_prefix(claim), keep=None)
+        self._discard(claim)
         log.warning("app %s backup %s: failed: %s", claim.app_id, claim.id, error)
         return self._outcome(claim, "failed", started, error=error)
 
     def discard_leftovers(self, claim: Claim) -> None:
         """Remove what a dead holder of `claim` may have left in storage."""
-        self._storage.discard_attempts(attempt_prefix(claim), keep=None)
+        self._discard(claim)
+
+    def _discard(self, claim: Claim, keep: str | None = None) -> None:
+        try:
+            self._storage_for(claim).discard_attempts(attempt_prefix(claim), keep=keep)
+        except Exception as exc:  # storage down: the next finish of this backup retries
+            log.warning(
+                "app %s backup %s: could not remove leftovers: %s",
+                claim.app_id,
+                claim.id,
+                redact_text(str(exc)),
+            )
 
     @staticmethod
     def _outcome(claim: Claim, status: str, started: float, **fields: object) -> Outcome:

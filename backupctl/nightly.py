@@ -12,9 +12,10 @@ from datetime import date, datetime
 from backupctl.config import RunSettings
 from backupctl.executor import Executor, Outcome
 from backupctl.heartbeat import Heartbeat
+from backupctl.kinds import KindOptions
 from backupctl.ledger import Ledger, NightSummary
 from backupctl.registry import App
-from backupctl.storage import Storage
+from backupctl.storage import Storages
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +61,13 @@ def run_night(
     run_date: date,
     apps: Sequence[App],
     ledger: Ledger,
-    storage: Storage,
+    storages: Storages,
     run: RunSettings,
     owner: str,
     claim_until: datetime | None = None,
     stop: Stop | None = None,
     on_outcome: Callable[[Outcome], None] = lambda _: None,
+    kind_options: KindOptions | None = None,
 ) -> NightReport:
     """Plan `run_date` for the enabled apps and run what is claimable until nothing is left."""
     stop = stop or Stop()
@@ -76,12 +78,13 @@ def run_night(
     with Heartbeat(ledger, owner, run.lease) as heartbeat:
         executor = Executor(
             ledger,
-            storage,
+            storages,
             {app.id: app for app in enabled},
             heartbeat,
             owner,
             timeout=run.timeout,
             retry_wait=run.retry_wait,
+            kind_options=kind_options,
         )
         for dead in ledger.reap_expired(run_date, run.max_attempts):
             executor.discard_leftovers(dead)

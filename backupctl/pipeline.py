@@ -9,9 +9,9 @@ from typing import IO, cast
 import zstandard
 
 from backupctl.cancel import CancelToken
-from backupctl.kinds import Kind, Writer
+from backupctl.kinds import Kind
 from backupctl.registry.model import App
-from backupctl.storage import Storage
+from backupctl.storage import Storage, Upload
 
 ZSTD_LEVEL = 3
 
@@ -19,7 +19,7 @@ ZSTD_LEVEL = 3
 class _Hashing:
     """Counts and hashes the bytes that reach storage (what `verify` re-reads)."""
 
-    def __init__(self, inner: Writer) -> None:
+    def __init__(self, inner: Upload) -> None:
         self._inner = inner
         self.sha256 = hashlib.sha256()
         self.size = 0
@@ -49,4 +49,5 @@ def dump_to_storage(
             kind.dump(app, zst, cancel)
         # A cancel that arrived while the dump finished must still stop the publish.
         cancel.check()
+        upload.set_sha256(hashing.sha256.hexdigest())
     return Stored(key=key, size=hashing.size, sha256=hashing.sha256.hexdigest())

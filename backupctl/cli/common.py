@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import date
 from typing import Any
 
 import click
 
 from backupctl.config import Settings, load_settings
-from backupctl.errors import EXIT_FAILED
+from backupctl.errors import EXIT_FAILED, BackupctlError, LedgerUnavailable
 from backupctl.ledger import Ledger
 from backupctl.redact import redact_text
 
@@ -29,8 +29,12 @@ def recorded(ledger: Ledger, command: str, run_date: date | None) -> Iterator[li
     result = [EXIT_FAILED]
     try:
         yield result
+    except BackupctlError as exc:
+        result[0] = exc.exit_code
+        raise
     finally:
-        ledger.finish_invocation(invocation, result[0])
+        with suppress(LedgerUnavailable):  # the error that brought us here says enough
+            ledger.finish_invocation(invocation, result[0])
 
 
 def parse_date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:

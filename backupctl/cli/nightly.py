@@ -87,12 +87,12 @@ def run_nightly(
     settings = settings_from(ctx, {"run.mode": mode, "run.parallel": parallel})
     if settings.run.mode == "enqueue":
         raise ConfigError(["enqueue mode is not available yet: set [run] mode = 'direct'"])
-    from backupctl.context import load_apps, open_configured_storage, open_ledger
+    from backupctl.context import kind_options, load_apps, open_ledger, open_storages
     from backupctl.executor import new_owner
 
     apps = load_apps(settings)
     try:
-        storage = open_configured_storage(settings)
+        storages = open_storages(settings)
     except ValueError as exc:
         raise ConfigError([f"storage: {exc}"]) from None
 
@@ -123,12 +123,13 @@ def run_nightly(
             run_date=night,
             apps=apps,
             ledger=ledger,
-            storage=storage,
+            storages=storages,
             run=settings.run,
             owner=new_owner(),
             claim_until=claim_until,
             stop=stop,
             on_outcome=(lambda _: None) if as_json else (lambda o: click.echo(_outcome_line(o))),
+            kind_options=kind_options(settings),
         )
         exit_code[0] = report.exit_code
     if as_json:

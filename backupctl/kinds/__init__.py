@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import BinaryIO, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 from backupctl.cancel import CancelToken
 from backupctl.registry.model import App
@@ -18,9 +19,20 @@ class Kind(Protocol):
     def dump(self, app: App, out: Writer, cancel: CancelToken) -> None:
         """Write the app's data to `out`; raise BackupFailed on failure."""
 
+    def secrets(self, app: App) -> list[str]:
+        """Values that must never appear in output about this app."""
 
-def kind_for(app: App) -> Kind:
+
+@dataclass(frozen=True)
+class KindOptions:
+    """Settings the kinds take from the configuration."""
+
+    pg_bin_dir: str | None = None
+
+
+def kind_for(app: App, options: KindOptions | None = None) -> Kind:
     """Return the backup kind that handles `app`."""
+    options = options or KindOptions()
     if app.kind == "files":
         from backupctl.kinds.files import FilesKind
 
@@ -29,7 +41,20 @@ def kind_for(app: App) -> Kind:
         from backupctl.kinds.command import CommandKind
 
         return CommandKind()
+    if app.kind == "postgres":
+        from backupctl.kinds.postgres import PostgresKind
+
+        return PostgresKind(app.params.get("pg_bin_dir") or options.pg_bin_dir)
     raise ValueError(f"unknown kind {app.kind!r}")
 
 
-__all__ = ["BinaryIO", "Kind", "Writer", "kind_for"]
+KIND_BY_EXTENSION = {"tar": "files", "out": "command", "pgdump": "postgres"}
+
+
+def kind_of_artifact(uri: str) -> str:
+    """The kind that wrote an artifact, from its name (<name>.<ext>.zst)."""
+    name = uri.rsplit("/", 1)[-1]
+    parts = name.split(".")
+    if len(parts) >= 3 and parts[-1] == "zst" and parts[-2] in KIND_BY_EXTENSION:
+        return KIND_BY_EXTENSION[parts[-2]]
+    raise ValueError(f"not a backupctl artifact name: {name}")

@@ -14,3 +14,6 @@ class CommandKind:
     def dump(self, app: App, out: Writer, cancel: CancelToken) -> None:
         """Run the app's argv and copy its stdout to `out`."""
         stream_stdout(app.params["argv"], out, cancel, label="command")
+
+    def secrets(self, app: App) -> list[str]:
+        return []

@@ -32,3 +32,6 @@ class FilesKind:
                     tar.add(root / entry, arcname=entry, recursive=True, filter=check)
         except OSError as exc:
             raise BackupFailed(f"cannot read {exc.filename or root}: {exc.strerror}") from None
+
+    def secrets(self, app: App) -> list[str]:
+        return []

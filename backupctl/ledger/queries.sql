@@ -148,3 +148,13 @@ RETURNING id;
 -- name: finish_invocation
 UPDATE invocations SET finished_at = now(), exit_code = %(exit_code)s
 WHERE id = %(id)s AND finished_at IS NULL;
+
+-- name: nightly_artifact
+SELECT id, app_id, run_date, trigger, status, artifact_uri, size_bytes, sha256
+FROM backups
+WHERE app_id = %(app_id)s AND run_date = %(run_date)s AND trigger = 'nightly';
+
+-- name: backup_by_id
+SELECT id, app_id, run_date, trigger, status, artifact_uri, size_bytes, sha256
+FROM backups
+WHERE id = %(id)s;

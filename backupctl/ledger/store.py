@@ -108,6 +108,15 @@ class Ledger:
     def night_pending(self, run_date: date, max_attempts: int) -> dict[str, Any]:
         return self._rows("night_pending", run_date=run_date, max_attempts=max_attempts)[0]
 
+    def nightly_artifact(self, app_id: str, run_date: date) -> dict[str, Any] | None:
+        """The nightly backup row of an app for a night, whatever its status."""
+        rows = self._rows("nightly_artifact", app_id=app_id, run_date=run_date)
+        return rows[0] if rows else None
+
+    def backup_by_id(self, backup_id: int) -> dict[str, Any] | None:
+        rows = self._rows("backup_by_id", id=backup_id)
+        return rows[0] if rows else None
+
     # -- claims and leases --------------------------------------------------------
 
     def claim_nightly(

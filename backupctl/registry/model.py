@@ -19,6 +19,7 @@ class App:
     kind: str
     params: Mapping[str, Any] = field(default_factory=dict)
     enabled: bool = True
+    storage: str | None = None  # overrides the configured storage for this app
 
 
 def validate_app_id(value: Any) -> str | None:
@@ -63,11 +64,23 @@ class KindSpec:
     one_of: tuple[frozenset[str], ...] = ()  # exactly one of each group must be given
 
 
+def _storage_url(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith(("file://", "s3://")):
+        raise ValueError("must be a file:// or s3:// URL")
+    return value
+
+
 KINDS: dict[str, KindSpec] = {
     "files": KindSpec({"path": _nonempty_str}, frozenset({"path"}), paths=frozenset({"path"})),
     "command": KindSpec({"argv": _argv}, frozenset({"argv"})),
+    "postgres": KindSpec(
+        {"dsn": _nonempty_str, "dsn_env": _env_name, "pg_bin_dir": _nonempty_str},
+        frozenset(),
+        paths=frozenset({"pg_bin_dir"}),
+        one_of=(frozenset({"dsn", "dsn_env"}),),
+    ),
 }
-COMMON_FIELDS = frozenset({"id", "kind", "enabled"})
+COMMON_FIELDS = frozenset({"id", "kind", "enabled", "storage"})
 
 
 def build_app(table: Mapping[str, Any], base_dir: Path) -> tuple[App | None, list[str]]:
@@ -87,6 +100,12 @@ def build_app(table: Mapping[str, Any], base_dir: Path) -> tuple[App | None, lis
     enabled = table.get("enabled", True)
     if not isinstance(enabled, bool):
         problems.append(f"enabled must be true or false, got {enabled!r}")
+    storage = table.get("storage")
+    if storage is not None:
+        try:
+            storage = _storage_url(storage)
+        except ValueError as exc:
+            problems.append(f"storage: {exc}")
 
     params: dict[str, Any] = {}
     if spec is not None:
@@ -112,4 +131,4 @@ def build_app(table: Mapping[str, Any], base_dir: Path) -> tuple[App | None, lis
     if problems:
         return None, problems
     assert isinstance(app_id, str) and isinstance(kind, str)
-    return App(id=app_id, kind=kind, params=params, enabled=enabled), []
+    return App(id=app_id, kind=kind, params=params, enabled=enabled, storage=storage), []

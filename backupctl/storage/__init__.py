@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from typing import BinaryIO, Protocol
 
-from backupctl.kinds import Writer
+from backupctl.storage.s3 import S3Options
+
+
+class Upload(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+    def set_sha256(self, sha256: str) -> None:
+        """Record the stored bytes' sha256 with the object, where the storage can."""
 
 
 class Storage(Protocol):
-    def open_write(self, key: str) -> AbstractContextManager[Writer]:
+    def open_write(self, key: str) -> AbstractContextManager[Upload]:
         """Write `key` atomically: visible only if the block exits cleanly."""
 
     def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
@@ -32,10 +40,44 @@ class Storage(Protocol):
         """Remove every artifact or leftover starting with `prefix` except `keep`."""
 
 
-def open_storage(url: str) -> Storage:
+def open_storage(url: str, s3: S3Options | None = None) -> Storage:
     """Return the storage for a file:// or s3:// URL."""
     if url.startswith("file://"):
         from backupctl.storage.local import LocalStorage
 
         return LocalStorage.from_url(url)
-    raise ValueError(f"unsupported storage URL {url!r} (file:// is supported)")
+    if url.startswith("s3://"):
+        from backupctl.storage.s3 import S3Storage
+
+        return S3Storage.from_url(url, s3)
+    raise ValueError(f"unsupported storage URL {url!r} (use file:// or s3://)")
+
+
+class Storages:
+    """One Storage per URL, shared by the backups of a run; apps may name their own."""
+
+    def __init__(self, default_url: str, s3: S3Options | None = None) -> None:
+        self.default_url = default_url
+        self._s3 = s3
+        self._open: dict[str, Storage] = {}
+        self._lock = threading.Lock()
+
+    def get(self, url: str | None = None) -> Storage:
+        url = url or self.default_url
+        with self._lock:
+            if url not in self._open:
+                self._open[url] = open_storage(url, self._s3)
+            return self._open[url]
+
+    def for_uri(self, uri: str) -> tuple[Storage, str]:
+        """The storage holding an artifact URI, and the artifact's key in it."""
+        if uri.startswith("s3://"):
+            from urllib.parse import urlsplit
+
+            bucket = urlsplit(uri).netloc
+            storage = self.get(f"s3://{bucket}")
+        elif uri.startswith("file://"):
+            storage = self.get("file:///")
+        else:
+            raise ValueError(f"unsupported artifact URI {uri!r}")
+        return storage, storage.key_for(uri)

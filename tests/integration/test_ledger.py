@@ -14,7 +14,7 @@ from backupctl.executor import Executor
 from backupctl.heartbeat import Heartbeat
 from backupctl.ledger import Claim, Ledger, connect_ledger
 from backupctl.registry import App
-from backupctl.storage.local import LocalStorage
+from backupctl.storage import Storages
 
 NIGHT = date(2026, 11, 28)
 SLOW = str(Path(__file__).parent.parent / "e2e" / "slow_writer.py")
@@ -184,7 +184,7 @@ def test_an_executor_that_lost_its_lease_removes_its_own_artifact(
 ) -> None:
     """Fencing at finish: the heartbeat is too slow to notice, the final CAS refuses."""
     app = App("slow", "command", {"argv": [sys.executable, SLOW, "10", "0.05"]})
-    storage = LocalStorage(tmp_path)
+    storages = Storages(tmp_path.as_uri())
     ledger.plan(NIGHT, ["slow"])
     [claim] = ledger.claim_nightly(NIGHT, "zombie", 1, 3600, 3)
 
@@ -195,7 +195,7 @@ def test_an_executor_that_lost_its_lease_removes_its_own_artifact(
     timer = threading.Timer(0.2, take_over)
     timer.start()
     with Heartbeat(ledger, "zombie", lease=3600) as heartbeat:
-        executor = Executor(ledger, storage, {"slow": app}, heartbeat, "zombie", 60, 0)
+        executor = Executor(ledger, storages, {"slow": app}, heartbeat, "zombie", 60, 0)
         outcome = executor.run(claim)
     timer.join()
 

@@ -111,14 +111,16 @@ def test_unknown_kind_is_named_with_the_known_ones(tmp_path: Path) -> None:
     path = write(tmp_path, '\n[[app]]\nid = "shop"\nkind = "oracle"\n')
 
     assert problems(path) == [
-        f"{path}:2: app 'shop': unknown kind 'oracle' (one of: command, files)"
+        f"{path}:2: app 'shop': unknown kind 'oracle' (one of: command, files, postgres)"
     ]
 
 
 def test_kind_that_is_not_a_string_is_an_unknown_kind(tmp_path: Path) -> None:
     path = write(tmp_path, '[[app]]\nid = "shop"\nkind = 3\n')
 
-    assert problems(path) == [f"{path}:1: app 'shop': unknown kind 3 (one of: command, files)"]
+    assert problems(path) == [
+        f"{path}:1: app 'shop': unknown kind 3 (one of: command, files, postgres)"
+    ]
 
 
 def test_missing_id_names_the_app_by_its_position(tmp_path: Path) -> None:
@@ -135,7 +137,7 @@ def test_missing_kind_lists_the_kinds(tmp_path: Path) -> None:
     path = write(tmp_path, '[[app]]\nid = "shop"\n')
 
     assert problems(path) == [
-        f"{path}:1: app 'shop': missing field 'kind' (one of: command, files)"
+        f"{path}:1: app 'shop': missing field 'kind' (one of: command, files, postgres)"
     ]
 
 
@@ -149,7 +151,8 @@ def test_unknown_field_lists_the_fields_of_that_kind(tmp_path: Path) -> None:
     path = write(tmp_path, '[[app]]\nid = "up"\nkind = "files"\npath = "x"\npth = "y"\n')
 
     assert problems(path) == [
-        f"{path}:1: app 'up': unknown field 'pth' for kind 'files' (known: enabled, id, kind, path)"
+        f"{path}:1: app 'up': unknown field 'pth' for kind 'files'"
+        " (known: enabled, id, kind, path, storage)"
     ]
 
 
@@ -158,7 +161,7 @@ def test_a_field_of_another_kind_is_unknown(tmp_path: Path) -> None:
 
     assert problems(path) == [
         f"{path}:1: app 'c': unknown field 'path' for kind 'command' "
-        "(known: argv, enabled, id, kind)"
+        "(known: argv, enabled, id, kind, storage)"
     ]
 
 
@@ -307,13 +310,13 @@ pth = 1
         f"{path}: apps: unknown top-level key (apps go in [[app]] tables)",
         f"{path}:8: app 'shop': duplicate id 'shop' (first defined at {path}:3)",
         f"{path}:13: app #3: missing field 'id'",
-        f"{path}:13: app #3: unknown kind 'postgres' (one of: command, files)",
+        f"{path}:13: app #3: give exactly one of dsn, dsn_env",
         f"{path}:16: app 'Shop': id 'Shop' is not valid: {ID_RULE}",
         f"{path}:16: app 'Shop': enabled must be true or false, got 'yes'",
         f"{path}:16: app 'Shop': argv: must be a non-empty list of strings, "
         'e.g. ["pg_dumpall", "--clean"]',
         f"{path}:16: app 'Shop': unknown field 'pth' for kind 'command' "
-        "(known: argv, enabled, id, kind)",
+        "(known: argv, enabled, id, kind, storage)",
     ]
 
 

@@ -259,7 +259,7 @@ def test_unsupported_storage_url_is_refused() -> None:
         open_storage("ftp://example.com/x")
 
     assert (
-        str(excinfo.value) == "unsupported storage URL 'ftp://example.com/x' (file:// is supported)"
+        str(excinfo.value) == "unsupported storage URL 'ftp://example.com/x' (use file:// or s3://)"
     )
 
 

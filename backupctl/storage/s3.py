@@ -1,0 +1,226 @@
+"""s3:// storage: a streaming multipart upload with bounded memory, aborted on any failure."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, BinaryIO, cast
+from urllib.parse import urlsplit
+
+from backupctl.errors import BackupFailed
+
+log = logging.getLogger(__name__)
+
+PART_SIZE = 8 * 1024 * 1024  # S3's minimum is 5 MiB; parts grow so 10,000 reach ~440 GB
+PARTS_IN_FLIGHT = 4  # memory stays under PART_SIZE * (PARTS_IN_FLIGHT + 1)
+
+
+@dataclass(frozen=True)
+class S3Options:
+    """Server-side encryption: None, "AES256" or "aws:kms" (with an optional key id)."""
+
+    sse: str | None = None
+    kms_key_id: str | None = None
+
+    def put_args(self) -> dict[str, str]:
+        args: dict[str, str] = {}
+        if self.sse:
+            args["ServerSideEncryption"] = self.sse
+        if self.sse == "aws:kms" and self.kms_key_id:
+            args["SSEKMSKeyId"] = self.kms_key_id
+        return args
+
+
+def s3_client() -> Any:
+    """A boto3 S3 client: the standard credential chain, standard retries, and the
+    standard endpoint settings (AWS_ENDPOINT_URL_S3 for MinIO or an emulator)."""
+    import boto3
+    from botocore.config import Config
+
+    config = Config(
+        retries={"mode": "standard"},  # attempts: AWS_MAX_ATTEMPTS, else boto3's default
+        connect_timeout=10,
+        read_timeout=120,
+    )
+    return boto3.session.Session().client("s3", config=config)
+
+
+def part_size(number: int) -> int:
+    """Size of part `number` (1-based): 8 MiB for the first 1,000, then 16 MiB, ..."""
+    return PART_SIZE * (1 + (number - 1) // 1000)
+
+
+class _MultipartWriter:
+    def __init__(self, client: Any, bucket: str, key: str, upload_id: str) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+        self._upload_id = upload_id
+        self._buffer = bytearray()
+        self._pool = ThreadPoolExecutor(PARTS_IN_FLIGHT, thread_name_prefix="s3-part")
+        self._inflight: deque[Future[dict[str, Any]]] = deque()
+        self._parts: list[dict[str, Any]] = []
+        self.sha256: str | None = None
+
+    def write(self, data: bytes, /) -> int:
+        self._buffer += data
+        while len(self._buffer) >= part_size(self._next_number()):
+            size = part_size(self._next_number())
+            self._send(bytes(self._buffer[:size]))
+            del self._buffer[:size]
+        return len(data)
+
+    def set_sha256(self, sha256: str) -> None:
+        self.sha256 = sha256
+
+    def _next_number(self) -> int:
+        return len(self._parts) + len(self._inflight) + 1
+
+    def _send(self, body: bytes) -> None:
+        while len(self._inflight) >= PARTS_IN_FLIGHT:
+            self._parts.append(self._inflight.popleft().result())
+        number = self._next_number()
+        self._inflight.append(self._pool.submit(self._upload_part, number, body))
+
+    def _upload_part(self, number: int, body: bytes) -> dict[str, Any]:
+        response = self._client.upload_part(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=body,
+        )
+        return {"PartNumber": number, "ETag": response["ETag"]}
+
+    def finish(self) -> list[dict[str, Any]]:
+        if self._buffer or not (self._parts or self._inflight):
+            self._send(bytes(self._buffer))
+            self._buffer.clear()
+        while self._inflight:
+            self._parts.append(self._inflight.popleft().result())
+        return self._parts
+
+    def close(self) -> None:
+        for future in self._inflight:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+
+
+class S3Storage:
+    """Artifacts as objects under s3://bucket/prefix."""
+
+    def __init__(self, bucket: str, prefix: str, options: S3Options, client: Any = None) -> None:
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.options = options
+        self._client = client
+
+    @classmethod
+    def from_url(cls, url: str, options: S3Options | None = None) -> S3Storage:
+        parts = urlsplit(url)
+        if not parts.netloc:
+            raise ValueError(f"s3:// storage needs a bucket, e.g. s3://bucket/prefix, got {url!r}")
+        return cls(parts.netloc, parts.path, options or S3Options())
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = s3_client()
+        return self._client
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _relative(self, full: str) -> str:
+        return full[len(self.prefix) + 1 :] if self.prefix else full
+
+    @contextmanager
+    def _errors(self, key: str) -> Iterator[None]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except (BotoCoreError, ClientError) as exc:
+            raise BackupFailed(f"storage {self.uri(key)}: {exc}") from None
+
+    @contextmanager
+    def open_write(self, key: str) -> Iterator[_MultipartWriter]:
+        full = self._key(key)
+        with self._errors(key):
+            created = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=full, **self.options.put_args()
+            )
+        upload_id = created["UploadId"]
+        writer = _MultipartWriter(self.client, self.bucket, full, upload_id)
+        try:
+            with self._errors(key):
+                yield writer
+                parts = writer.finish()
+                self.client.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=full,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},
+                )
+        except BaseException:
+            writer.close()
+            self._abort(full, upload_id)
+            raise
+        writer.close()
+        if writer.sha256:
+            # Metadata can't be added to a finished multipart object without copying
+            # it whole; a tag can. The ledger holds the authoritative sha256.
+            with self._errors(key):
+                self.client.put_object_tagging(
+                    Bucket=self.bucket,
+                    Key=full,
+                    Tagging={"TagSet": [{"Key": "sha256", "Value": writer.sha256}]},
+                )
+
+    def _abort(self, full: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
+        except Exception as exc:  # the upload still expires under a lifecycle rule
+            log.warning(
+                "could not abort the multipart upload of s3://%s/%s: %s", self.bucket, full, exc
+            )
+
+    @contextmanager
+    def open_read(self, key: str) -> Iterator[BinaryIO]:
+        body = self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"]
+        try:
+            yield cast(BinaryIO, body)
+        finally:
+            body.close()
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def key_for(self, uri: str) -> str:
+        parts = urlsplit(uri)
+        return self._relative(parts.path.lstrip("/"))
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            for item in page.get("Contents", []):
+                yield self._relative(item["Key"])
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def discard_attempts(self, prefix: str, keep: str | None) -> list[str]:
+        removed = [key for key in list(self.keys(prefix)) if key != keep]
+        for key in removed:
+            self.delete(key)
+        # Uploads a killed process left open are leftovers too.
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            for upload in page.get("Uploads", []):
+                self._abort(upload["Key"], upload["UploadId"])
+                removed.append(self._relative(upload["Key"]) + " (unfinished upload)")
+        return removed
