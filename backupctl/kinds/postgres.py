@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import shlex
 import shutil
 from collections.abc import Mapping
 from importlib.util import find_spec
@@ -14,6 +16,8 @@ from backupctl.kinds import Writer
 from backupctl.kinds.process import stream_stdout
 from backupctl.redact import redact_text
 from backupctl.registry.model import App
+
+log = logging.getLogger(__name__)
 
 
 def app_dsn(app: App, environ: Mapping[str, str] | None = None) -> str:
@@ -99,6 +103,8 @@ class PostgresKind:
         """Stream pg_dump's custom-format archive of the app's database to `out`."""
         conninfo, password = split_password(app_dsn(app))
         argv = pg_dump_argv(find_program("pg_dump", self._bin_dir), conninfo)
+        shown = ("PGPASSWORD=*** " if password is not None else "") + shlex.join(argv)
+        log.debug("app %s: running %s", app.id, shown)
         stream_stdout(argv, out, cancel, env=libpq_env(password), label="pg_dump")
 
     def secrets(self, app: App) -> list[str]:
