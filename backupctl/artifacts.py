@@ -18,3 +18,9 @@ def attempt_prefix(claim: Claim) -> str:
 def artifact_key(claim: Claim, extension: str) -> str:
     """The key this attempt publishes to, e.g. shop/2026-11-29/shop-2026-11-29-b17-a1.tar.zst."""
     return f"{attempt_prefix(claim)}{claim.attempt}.{extension}.zst"
+
+
+def attempts_up_to(claim: Claim) -> list[str]:
+    """Key prefixes of this attempt and every earlier one, never a later one: a later
+    attempt belongs to whoever holds the row after us and must not be touched."""
+    return [f"{attempt_prefix(claim)}{n}." for n in range(1, claim.attempt + 1)]

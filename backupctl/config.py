@@ -139,7 +139,9 @@ KEYS: tuple[Key, ...] = (
     Key("run", "retry_wait", _duration, 30.0, "wait before a retry; doubles each attempt"),
     Key("s3", "sse", _sse, None, "server-side encryption: AES256 or aws:kms"),
     Key("s3", "kms_key_id", _opt_str, None, "KMS key id for sse = aws:kms"),
-    Key("queue", "url", _opt_str, None, "SQS queue URL for enqueue mode"),
+    Key("queue", "url", _opt_str, None, "SQS queue URL for enqueue mode and workers"),
+    Key("queue", "resend_after", _positive_duration, 3600.0, "resend if enqueued this long"),
+    Key("queue", "grace", _duration, 300.0, "worker shutdown: time to finish running backups"),
     Key("retention", "keep_daily", _count, 7, "nightly backups kept, one a day"),
     Key("retention", "keep_weekly", _count, 4, "nightly backups kept, one a week"),
     Key("retention", "keep_monthly", _count, 12, "nightly backups kept, one a month"),
@@ -174,6 +176,8 @@ class Settings:
     s3: S3Options
     run: RunSettings
     queue_url: str | None
+    queue_resend_after: float
+    queue_grace: float
     retention: dict[str, int]
     ping_url: str | None
     metrics_file: str | None
@@ -301,6 +305,8 @@ def load_settings(
             retry_wait=values["run.retry_wait"],
         ),
         queue_url=values["queue.url"],
+        queue_resend_after=values["queue.resend_after"],
+        queue_grace=values["queue.grace"],
         retention={
             k: values[f"retention.{k}"] for k in ("keep_daily", "keep_weekly", "keep_monthly")
         },

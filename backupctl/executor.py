@@ -7,10 +7,10 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from backupctl.artifacts import artifact_key, attempt_prefix
+from backupctl.artifacts import artifact_key, attempts_up_to
 from backupctl.cancel import CancelToken
 from backupctl.errors import BackupFailed, Cancelled
 from backupctl.heartbeat import Heartbeat
@@ -55,10 +55,12 @@ class Executor:
         timeout: float,
         retry_wait: float,
         kind_options: KindOptions | None = None,
+        release_to: str = "pending",
     ) -> None:
         self._ledger = ledger
         self._storages = storages
         self._kind_options = kind_options or KindOptions()
+        self._release_to = release_to  # a worker's released row still has its message
         self._apps = apps
         self._heartbeat = heartbeat
         self._owner = owner
@@ -71,12 +73,12 @@ class Executor:
         for token in list(self._tokens.values()):
             token.cancel(reason)
 
-    def run(self, claim: Claim) -> Outcome:
+    def run(self, claim: Claim, on_renew: Callable[[], None] | None = None) -> Outcome:
         """Run one claimed attempt to its end and record it, unless the lease was lost."""
         started = time.monotonic()
         token = CancelToken(self._timeout)
         self._tokens[(claim.id, claim.attempt)] = token
-        self._heartbeat.track(claim, token)
+        self._heartbeat.track(claim, token, on_renew)
         try:
             return self._run(claim, token, started)
         finally:
@@ -97,7 +99,7 @@ class Executor:
             stored = dump_to_storage(kind, app, storage, key, token)
         except Cancelled as exc:
             if token.reason.startswith("shutdown"):
-                self._ledger.release(claim, self._owner)
+                self._ledger.release(claim, self._owner, self._release_to)
                 return self._outcome(claim, "released", started, error=str(exc))
             return self._fail(claim, started, str(exc), secrets)
         except BackupFailed as exc:
@@ -143,7 +145,9 @@ class Executor:
 
     def _discard(self, claim: Claim, keep: str | None = None) -> None:
         try:
-            self._storage_for(claim).discard_attempts(attempt_prefix(claim), keep=keep)
+            storage = self._storage_for(claim)
+            for prefix in attempts_up_to(claim):
+                storage.discard_attempts(prefix, keep=keep)
         except Exception as exc:  # storage down: the next finish of this backup retries
             log.warning(
                 "app %s backup %s: could not remove leftovers: %s",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from backupctl.cancel import CancelToken
 from backupctl.errors import LedgerUnavailable
@@ -21,6 +22,7 @@ class Heartbeat:
         self._owner = owner
         self._lease = lease
         self._held: dict[tuple[int, int], tuple[Claim, CancelToken]] = {}
+        self._on_renew: dict[tuple[int, int], Callable[[], None]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._last_ok = time.monotonic()
@@ -34,13 +36,20 @@ class Heartbeat:
         self._stop.set()
         self._thread.join()
 
-    def track(self, claim: Claim, token: CancelToken) -> None:
+    def track(
+        self, claim: Claim, token: CancelToken, on_renew: Callable[[], None] | None = None
+    ) -> None:
+        """Renew `claim`'s lease until untracked; call `on_renew` after each renewal
+        (a worker extends its message's visibility there)."""
         with self._lock:
             self._held[(claim.id, claim.attempt)] = (claim, token)
+            if on_renew is not None:
+                self._on_renew[(claim.id, claim.attempt)] = on_renew
 
     def untrack(self, claim: Claim) -> None:
         with self._lock:
             self._held.pop((claim.id, claim.attempt), None)
+            self._on_renew.pop((claim.id, claim.attempt), None)
 
     def beat(self) -> None:
         """Renew now; cancel every backup whose lease another process took over."""
@@ -60,13 +69,25 @@ class Heartbeat:
             return
         self._last_ok = time.monotonic()
         for key, (claim, token) in held.items():
-            if key not in kept:
+            if key in kept:
+                self._renewed(key, claim)
+            else:
                 log.warning(
                     "app %s backup %s: lease taken over by another process; stopping",
                     claim.app_id,
                     claim.id,
                 )
                 token.cancel("lease lost: another process took this backup over")
+
+    def _renewed(self, key: tuple[int, int], claim: Claim) -> None:
+        with self._lock:
+            callback = self._on_renew.get(key)
+        if callback is None:
+            return
+        try:
+            callback()
+        except Exception as exc:  # the lease, not the message, is what protects the row
+            log.warning("app %s backup %s: %s", claim.app_id, claim.id, exc)
 
     def _loop(self) -> None:
         interval = max(0.2, self._lease / 3)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from backupctl.heartbeat import Heartbeat
 from backupctl.kinds import KindOptions
 from backupctl.ledger import Ledger, NightSummary
 from backupctl.registry import App
+from backupctl.stop import Stop
 from backupctl.storage import Storages
 
 log = logging.getLogger(__name__)
@@ -42,18 +42,6 @@ class NightReport:
     @property
     def exit_code(self) -> int:
         return 1 if self.failed or self.not_started else 0
-
-
-class Stop:
-    """Set on SIGTERM/SIGINT: claim nothing more."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.reason = ""
-
-    def request(self, reason: str) -> None:
-        self.reason = reason
-        self.event.set()
 
 
 def run_night(

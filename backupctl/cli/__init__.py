@@ -57,6 +57,6 @@ def cli(ctx: click.Context, config_file: str | None, verbose: int) -> None:
 
 def main() -> None:
     """Console script entry point."""
-    from backupctl.cli import db, nightly, restore, status  # noqa: F401  (registers commands)
+    from backupctl.cli import db, nightly, restore, status, worker  # noqa: F401  (registers commands)
 
     cli(prog_name="backupctl")

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from datetime import date
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from backupctl.config import Settings, load_settings
 from backupctl.errors import EXIT_FAILED, BackupctlError, LedgerUnavailable
-from backupctl.ledger import Ledger
+from backupctl.stop import Stop
+
+if TYPE_CHECKING:
+    from backupctl.ledger import Ledger
 from backupctl.redact import redact_text
 
 
@@ -35,6 +40,20 @@ def recorded(ledger: Ledger, command: str, run_date: date | None) -> Iterator[li
     finally:
         with suppress(LedgerUnavailable):  # the error that brought us here says enough
             ledger.finish_invocation(invocation, result[0])
+
+
+def stop_on_signals() -> Stop:
+    """First SIGTERM/SIGINT: stop taking work and wind down. Second: stop now."""
+    stop = Stop()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if stop.event.is_set():
+            raise KeyboardInterrupt
+        stop.request(f"received {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stop
 
 
 def parse_date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:

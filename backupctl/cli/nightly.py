@@ -2,29 +2,23 @@
 
 from __future__ import annotations
 
-import signal
+from collections import Counter
 from datetime import UTC, date, datetime
-from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from backupctl.cli import cli
-from backupctl.cli.common import parse_date, recorded, settings_from
-from backupctl.cli.render import emit_json, human_size
-from backupctl.durations import format_duration
+from backupctl.cli.common import parse_date, recorded, settings_from, stop_on_signals
+from backupctl.cli.render import emit_json, outcome_line
 from backupctl.errors import ConfigError
-from backupctl.executor import Outcome
-from backupctl.nightly import NightReport, Stop, run_night
 from backupctl.nights import next_window_opens, resolve_night
 
-
-def _outcome_line(outcome: Outcome) -> str:
-    claim = outcome.claim
-    detail = human_size(outcome.size) if outcome.status == "succeeded" else (outcome.error or "")
-    return (
-        f"{claim.app_id}  {outcome.status}  attempt {claim.attempt}  "
-        f"{format_duration(outcome.seconds)}  {detail}".rstrip()
-    )
+if TYPE_CHECKING:
+    from backupctl.config import Settings
+    from backupctl.ledger import Ledger
+    from backupctl.nightly import NightReport
+    from backupctl.registry import App
 
 
 def _summary(report: NightReport) -> str:
@@ -85,10 +79,9 @@ def run_nightly(
       backupctl run-nightly --date 2026-11-28
     """
     settings = settings_from(ctx, {"run.mode": mode, "run.parallel": parallel})
-    if settings.run.mode == "enqueue":
-        raise ConfigError(["enqueue mode is not available yet: set [run] mode = 'direct'"])
     from backupctl.context import kind_options, load_apps, open_ledger, open_storages
     from backupctl.executor import new_owner
+    from backupctl.nightly import run_night
 
     apps = load_apps(settings)
     try:
@@ -108,15 +101,10 @@ def run_nightly(
         return
 
     ledger = open_ledger(settings)
-    stop = Stop()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        if stop.event.is_set():
-            raise KeyboardInterrupt
-        stop.request(f"received {signal.Signals(signum).name}")
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    if settings.run.mode == "enqueue":
+        _enqueue(ctx, settings, apps, ledger, night, as_json)
+        return
+    stop = stop_on_signals()
 
     with recorded(ledger, "run-nightly", night) as exit_code:
         report = run_night(
@@ -128,7 +116,7 @@ def run_nightly(
             owner=new_owner(),
             claim_until=claim_until,
             stop=stop,
-            on_outcome=(lambda _: None) if as_json else (lambda o: click.echo(_outcome_line(o))),
+            on_outcome=(lambda _: None) if as_json else (lambda o: click.echo(outcome_line(o))),
             kind_options=kind_options(settings),
         )
         exit_code[0] = report.exit_code
@@ -158,4 +146,49 @@ def run_nightly(
         )
     else:
         click.echo(_summary(report))
+    ctx.exit(report.exit_code)
+
+
+def _enqueue(
+    ctx: click.Context,
+    settings: Settings,
+    apps: list[App],
+    ledger: Ledger,
+    night: date,
+    as_json: bool,
+) -> None:
+    from backupctl.enqueue import enqueue_night
+    from backupctl.queue import SqsQueue
+
+    assert settings.queue_url is not None  # the configuration requires it in enqueue mode
+    queue = SqsQueue(settings.queue_url)
+    with recorded(ledger, "run-nightly", night) as exit_code:
+        report = enqueue_night(
+            run_date=night,
+            apps=apps,
+            ledger=ledger,
+            queue=queue,
+            run=settings.run,
+            resend_after=settings.queue_resend_after,
+        )
+        exit_code[0] = report.exit_code
+    counts = Counter(str(row["status"]) for row in report.rows)
+    if as_json:
+        emit_json(
+            "run-nightly",
+            {
+                "run_date": night,
+                "mode": "enqueue",
+                "sent": report.sent,
+                "rejected": {str(k): v for k, v in report.rejected.items()},
+                "by_status": dict(counts),
+                "exit_code": report.exit_code,
+            },
+        )
+    else:
+        parts = [f"{report.sent} enqueued now"]
+        parts += [f"{n} {status}" for status, n in sorted(counts.items())]
+        if report.rejected:
+            parts.append(f"{len(report.rejected)} rejected by the queue (left pending)")
+        click.echo(f"night {night}: " + ", ".join(parts))
     ctx.exit(report.exit_code)

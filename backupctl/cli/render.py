@@ -7,9 +7,12 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from backupctl.executor import Outcome
 
 JSON_SCHEMA_VERSION = 1
 
@@ -27,6 +30,18 @@ def human_size(size: int | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1000
     raise AssertionError
+
+
+def outcome_line(outcome: Outcome) -> str:
+    """One line about one finished attempt: app, status, attempt, time, size or error."""
+    from backupctl.durations import format_duration
+
+    claim = outcome.claim
+    detail = human_size(outcome.size) if outcome.status == "succeeded" else (outcome.error or "")
+    return (
+        f"{claim.app_id}  {outcome.status}  attempt {claim.attempt}  "
+        f"{format_duration(outcome.seconds)}  {detail}".rstrip()
+    )
 
 
 def _default(value: Any) -> Any:

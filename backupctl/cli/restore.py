@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 from datetime import date
+from typing import TYPE_CHECKING
 
 import click
 
 from backupctl.cli import cli
 from backupctl.cli.common import parse_date, recorded, settings_from
-from backupctl.config import Settings
 from backupctl.errors import UsageError
-from backupctl.ledger import Ledger
+
+if TYPE_CHECKING:
+    from backupctl.config import Settings
+    from backupctl.ledger import Ledger
 
 
 def _target(value: str) -> str:

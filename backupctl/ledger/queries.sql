@@ -41,11 +41,8 @@ WITH claimable AS (
     SELECT id FROM backups
     WHERE run_date = %(run_date)s AND trigger = 'nightly'
       AND status IN ('pending', 'enqueued', 'failed', 'running')
-      AND (status IN ('pending', 'enqueued')
-           OR (status = 'failed' AND attempts < %(max_attempts)s + extra_attempts
-               AND coalesce(next_attempt_at, now()) <= now())
-           OR (status = 'running' AND lease_expires_at < now()
-               AND attempts < %(max_attempts)s + extra_attempts))
+      AND claimable(status, attempts, extra_attempts, next_attempt_at, lease_expires_at,
+                    %(max_attempts)s)
     ORDER BY id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -57,6 +54,38 @@ SET status = 'running', attempts = b.attempts + 1, lease_owner = %(owner)s,
 FROM claimable
 WHERE b.id = claimable.id
 RETURNING b.id, b.app_id, b.run_date, b.attempts, b.trigger;
+
+-- name: claim_backup
+-- A worker's claim of the backup a message names; the message must match the row.
+UPDATE backups
+SET status = 'running', attempts = attempts + 1, lease_owner = %(owner)s,
+    lease_expires_at = now() + make_interval(secs => %(lease)s),
+    started_at = now(), finished_at = NULL, next_attempt_at = NULL
+WHERE id = %(id)s AND app_id = %(app_id)s AND run_date = %(run_date)s
+  AND status IN ('pending', 'enqueued', 'failed', 'running')
+  AND claimable(status, attempts, extra_attempts, next_attempt_at, lease_expires_at,
+                %(max_attempts)s)
+RETURNING id, app_id, run_date, attempts, trigger;
+
+-- name: lock_for_enqueue
+-- Rows to (re)send: never sent, sent long ago without progress, failed with attempts
+-- left, or held by a dead process. Locked until mark_enqueued commits.
+SELECT id, app_id, run_date, attempts
+FROM backups
+WHERE run_date = %(run_date)s AND trigger = 'nightly' AND id > %(after_id)s
+  AND status IN ('pending', 'enqueued', 'failed', 'running')
+  AND claimable(status, attempts, extra_attempts, next_attempt_at, lease_expires_at,
+                %(max_attempts)s)
+  AND NOT (status = 'enqueued'
+           AND enqueued_at >= now() - make_interval(secs => %(resend_after)s))
+ORDER BY id
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: mark_enqueued
+UPDATE backups
+SET status = 'enqueued', enqueued_at = now(), lease_owner = NULL, lease_expires_at = NULL
+WHERE id = ANY(%(ids)s) AND status IN ('pending', 'enqueued', 'failed', 'running');
 
 -- name: night_pending
 -- What still stands between this night and its end, as seen by one process.
@@ -94,9 +123,9 @@ WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s AND attempt
 RETURNING id;
 
 -- name: release
--- Give a claimed row back untouched (shutdown before it could run).
+-- Give a claimed row back (shutdown): the attempt is not counted.
 UPDATE backups
-SET status = 'pending', attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL
+SET status = %(status)s, attempts = attempts - 1, lease_owner = NULL, lease_expires_at = NULL
 WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s AND attempts = %(attempt)s
 RETURNING id;
 
@@ -123,6 +152,12 @@ FROM verdict AS v
 WHERE n.run_date = %(run_date)s
   AND (n.status, n.planned, n.succeeded, n.failed)
       IS DISTINCT FROM (v.status, v.planned, v.succeeded, v.failed);
+
+-- name: night_has_open_rows
+-- Cheap (the claimable index): is anything of the night still pending or running?
+SELECT EXISTS (SELECT 1 FROM backups
+               WHERE run_date = %(run_date)s AND trigger = 'nightly'
+                 AND status IN ('pending', 'enqueued', 'running')) AS open;
 
 -- name: night_backups
 SELECT id, app_id, run_date, trigger, status, attempts, extra_attempts, lease_owner,
@@ -155,6 +190,7 @@ FROM backups
 WHERE app_id = %(app_id)s AND run_date = %(run_date)s AND trigger = 'nightly';
 
 -- name: backup_by_id
-SELECT id, app_id, run_date, trigger, status, artifact_uri, size_bytes, sha256
+SELECT id, app_id, run_date, trigger, status, artifact_uri, size_bytes, sha256,
+       attempts, extra_attempts, extract(epoch FROM next_attempt_at - now()) AS retry_in
 FROM backups
 WHERE id = %(id)s;

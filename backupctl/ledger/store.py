@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -133,6 +133,59 @@ class Ledger:
         )
         return [_claim(row) for row in rows]
 
+    def claim_backup(
+        self,
+        backup_id: int,
+        app_id: str,
+        run_date: date,
+        owner: str,
+        lease: float,
+        max_attempts: int,
+    ) -> Claim | None:
+        """Claim the backup a queue message names, if it may run now and the message matches."""
+        rows = self._rows(
+            "claim_backup",
+            id=backup_id,
+            app_id=app_id,
+            run_date=run_date,
+            owner=owner,
+            lease=lease,
+            max_attempts=max_attempts,
+        )
+        return _claim(rows[0]) if rows else None
+
+    def enqueue(
+        self,
+        run_date: date,
+        limit: int,
+        max_attempts: int,
+        resend_after: float,
+        send: Callable[[list[dict[str, Any]]], set[int]],
+        after_id: int = 0,
+    ) -> tuple[int, int, int]:
+        """Lock up to `limit` rows (ids above `after_id`) that need sending, `send` them,
+        and mark the ids it returns as enqueued, in one transaction: if `send` raises,
+        nothing changes. Returns (rows locked, rows marked, the last id locked)."""
+        with _wrap_errors(self._url), self._conn.transaction(), self._conn.cursor() as cur:
+            params = {
+                "run_date": run_date,
+                "limit": limit,
+                "max_attempts": max_attempts,
+                "resend_after": resend_after,
+                "after_id": after_id,
+            }
+            cur.execute(self._q["lock_for_enqueue"].encode(), params)
+            rows = cur.fetchall()
+            if not rows:
+                return 0, 0, after_id
+            sent = send(rows)
+            if sent:
+                cur.execute(self._q["mark_enqueued"].encode(), {"ids": sorted(sent)})
+            return len(rows), len(sent), rows[-1]["id"]
+
+    def night_has_open_rows(self, run_date: date) -> bool:
+        return bool(self._rows("night_has_open_rows", run_date=run_date)[0]["open"])
+
     def reap_expired(self, run_date: date, max_attempts: int) -> list[Claim]:
         """Fail rows whose holder died on the last attempt; return them for clean-up."""
         rows = self._rows("reap_expired", run_date=run_date, max_attempts=max_attempts)
@@ -172,9 +225,10 @@ class Ledger:
         )
         return bool(rows)
 
-    def release(self, claim: Claim, owner: str) -> bool:
-        """Give back a claim that never ran, so it costs no attempt."""
-        return bool(self._rows("release", id=claim.id, owner=owner, attempt=claim.attempt))
+    def release(self, claim: Claim, owner: str, status: str = "pending") -> bool:
+        """Give back a claim cut short by shutdown, so it costs no attempt."""
+        rows = self._rows("release", id=claim.id, owner=owner, attempt=claim.attempt, status=status)
+        return bool(rows)
 
     # -- audit ----------------------------------------------------------------------
 

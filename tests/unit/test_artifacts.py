@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from backupctl.artifacts import artifact_key, attempt_prefix
+from backupctl.artifacts import artifact_key, attempt_prefix, attempts_up_to
 from backupctl.ledger import Claim
 
 
@@ -41,3 +41,13 @@ def test_the_attempt_prefix_of_one_backup_does_not_match_another_backups_keys() 
 
 def test_adhoc_attempt_prefix_is_under_adhoc() -> None:
     assert attempt_prefix(claim("adhoc", backup_id=5)) == "shop/adhoc/shop-2026-11-29-b5-a"
+
+
+def test_leftovers_are_looked_for_in_this_and_earlier_attempts_only() -> None:
+    assert attempts_up_to(claim(attempt=3)) == [
+        "shop/2026-11-29/shop-2026-11-29-b17-a1.",
+        "shop/2026-11-29/shop-2026-11-29-b17-a2.",
+        "shop/2026-11-29/shop-2026-11-29-b17-a3.",
+    ]
+    # The trailing dot keeps attempt 1 from matching attempt 10's keys.
+    assert not artifact_key(claim(attempt=10), "out").startswith(attempts_up_to(claim())[0])

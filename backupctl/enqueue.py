@@ -1,0 +1,76 @@
+"""run-nightly --mode enqueue: plan the night, then send one message per backup to SQS."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from backupctl.config import RunSettings
+from backupctl.ledger import Ledger
+from backupctl.queue import BATCH, Job, SqsQueue
+from backupctl.registry import App
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1000  # rows locked, sent and marked per transaction
+SENDERS = 8  # SendMessageBatch calls in flight
+
+
+@dataclass
+class EnqueueReport:
+    run_date: date
+    sent: int = 0
+    rejected: dict[int, str] = field(default_factory=dict)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for row in self.rows if row["status"] == "failed")
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.rejected or self.failed else 0
+
+
+def enqueue_night(
+    *,
+    run_date: date,
+    apps: Sequence[App],
+    ledger: Ledger,
+    queue: SqsQueue,
+    run: RunSettings,
+    resend_after: float,
+) -> EnqueueReport:
+    """Plan `run_date` and send what needs sending. A row is marked `enqueued` only once
+    SQS accepted its message, so an unreachable queue leaves it as it was."""
+    ledger.plan(run_date, [app.id for app in apps if app.enabled])
+    report = EnqueueReport(run_date)
+
+    with ThreadPoolExecutor(SENDERS, thread_name_prefix="sqs-send") as pool:
+
+        def send(rows: list[dict[str, Any]]) -> set[int]:
+            jobs = [Job(r["app_id"], r["run_date"], r["id"], r["attempts"] + 1) for r in rows]
+            batches = [jobs[i : i + BATCH] for i in range(0, len(jobs), BATCH)]
+            rejected: dict[int, str] = {}
+            for result in pool.map(queue.send, batches):
+                rejected.update(result)
+            report.rejected.update(rejected)
+            return {job.backup_id for job in jobs} - set(rejected)
+
+        after = 0
+        while True:
+            locked, marked, after = ledger.enqueue(
+                run_date, CHUNK, run.max_attempts, resend_after, send, after_id=after
+            )
+            report.sent += marked
+            if locked < CHUNK:
+                break
+    for backup_id, reason in report.rejected.items():
+        log.warning("backup %s: the queue rejected its message: %s", backup_id, reason)
+    ledger.close_night(run_date)
+    report.rows = ledger.night_backups(run_date)
+    return report
