@@ -6,10 +6,12 @@ import threading
 
 
 class Stop:
-    """Set on the first SIGTERM/SIGINT: take no new work, wind down."""
+    """`event` is set on the first SIGTERM/SIGINT: take no new work, wind down.
+    `hard` is set on the second: stop now."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.hard = threading.Event()
         self.reason = ""
 
     def request(self, reason: str) -> None:

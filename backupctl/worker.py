@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from backupctl.executor import Executor, Outcome
 from backupctl.heartbeat import Heartbeat
 from backupctl.kinds import KindOptions
 from backupctl.ledger import Ledger
-from backupctl.queue import PoisonMessage, Received, SqsQueue, parse_job
+from backupctl.queue import PoisonMessage, QueueUnavailable, Received, SqsQueue, parse_job
 from backupctl.registry import App
 from backupctl.stop import Stop
 from backupctl.storage import Storages
@@ -22,6 +23,7 @@ from backupctl.storage import Storages
 log = logging.getLogger(__name__)
 
 MAX_VISIBILITY = 12 * 3600  # SQS's limit
+RECEIVE_VISIBILITY = 30  # until the row is claimed; short, so an abandoned receive heals fast
 
 
 @dataclass
@@ -62,9 +64,11 @@ class Worker:
         self._on_outcome = on_outcome
         # Hidden long enough to survive between two heartbeats; visible again soon after
         # this worker dies, when its lease has expired too.
-        self.visibility = int(min(MAX_VISIBILITY, max(30, run.lease * 2)))
+        self.visibility = int(min(MAX_VISIBILITY, max(2, run.lease * 2)))
         self.report = WorkerReport()
         self._lock = threading.Lock()
+        self._inflight: set[Future[None]] = set()
+        self._poll_error: QueueUnavailable | None = None
 
     def serve(self, stop: Stop, *, once: bool, grace: float, poll: int = 20) -> WorkerReport:
         """Receive and run jobs until `stop` (or, with `once`, until the queue is drained).
@@ -84,31 +88,77 @@ class Worker:
                 kind_options=self._kind_options,
                 release_to="enqueued",
             )
-            inflight: set[Future[None]] = set()
             with ThreadPoolExecutor(self._concurrency, thread_name_prefix="job") as pool:
-                while not stop.event.is_set():
-                    inflight = {f for f in inflight if not f.done()}
-                    free = self._concurrency - len(inflight)
-                    if free <= 0:
-                        wait(inflight, timeout=0.5, return_when="FIRST_COMPLETED")
-                        continue
-                    received = self._queue.receive(free, 1 if once else poll, self.visibility)
-                    if stop.event.is_set():
-                        for message in received:  # not ours to start any more
-                            self._queue.extend(message, 0)
-                        break
-                    for message in received:
-                        inflight.add(pool.submit(self._handle, executor, message))
-                    if once and not received and not inflight:
-                        break
-                done, pending = wait(inflight, timeout=grace)
-                if pending:
-                    log.warning("grace period over: giving %d backups back", len(pending))
-                    executor.cancel_all("shutdown: grace period over")
-                    wait(pending)
-                for future in done | pending:
-                    future.result()
+                # Long polls block for up to `poll` seconds, so they run in their own
+                # thread: a SIGTERM is acted on at once, not after the poll.
+                poller = threading.Thread(
+                    target=self._poll,
+                    args=(pool, executor, stop, 1 if once else poll, once),
+                    name="poller",
+                    daemon=True,
+                )
+                poller.start()
+                while poller.is_alive() and not stop.event.wait(0.2):
+                    pass
+                self._wind_down(executor, stop, grace)
+                # A poll still in progress is not waited for: what it brings in is
+                # hidden for RECEIVE_VISIBILITY only, or handed back if it returns now.
+                poller.join(timeout=0 if stop.hard.is_set() else 1)
+        if self._poll_error is not None:
+            raise self._poll_error
         return self.report
+
+    def _poll(
+        self, pool: ThreadPoolExecutor, executor: Executor, stop: Stop, wait_s: int, once: bool
+    ) -> None:
+        while not stop.event.is_set():
+            with self._lock:
+                self._inflight = {f for f in self._inflight if not f.done()}
+                free = self._concurrency - len(self._inflight)
+                busy = bool(self._inflight)
+            if free <= 0:
+                time.sleep(0.2)
+                continue
+            try:
+                received = self._queue.receive(
+                    free, wait_s, min(RECEIVE_VISIBILITY, self.visibility)
+                )
+            except QueueUnavailable as exc:
+                if once:  # cron-driven: say so and stop; a service keeps trying
+                    self._poll_error = exc
+                    return
+                log.warning("%s; retrying in 5s", exc)
+                stop.event.wait(5)
+                continue
+            if stop.event.is_set():
+                for message in received:  # not ours to start any more
+                    self._queue.extend(message, 0)
+                return
+            with self._lock:
+                for message in received:
+                    self._inflight.add(pool.submit(self._handle, executor, message))
+            if once and not received and not busy:
+                return
+
+    def _wind_down(self, executor: Executor, stop: Stop, grace: float) -> None:
+        """Let running backups finish within `grace`; then give the rest back."""
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and not stop.hard.is_set():
+            with self._lock:
+                pending = {f for f in self._inflight if not f.done()}
+            if not pending:
+                return
+            wait(pending, timeout=min(0.2, max(0.0, deadline - time.monotonic())))
+        with self._lock:
+            pending = {f for f in self._inflight if not f.done()}
+        if pending:
+            log.warning(
+                "giving %d running backups back (%s)",
+                len(pending),
+                "second signal" if stop.hard.is_set() else "grace period over",
+            )
+            executor.cancel_all("shutdown: grace period over")
+            wait(pending)
 
     def _handle(self, executor: Executor, message: Received) -> None:
         try:
@@ -140,6 +190,7 @@ class Worker:
         if claim is None:
             self._settle_unclaimed(message, job.backup_id, job.app_id, job.run_date)
             return
+        self._queue.extend(message, self.visibility)  # ours now: hidden as long as the lease
         outcome = executor.run(claim, on_renew=lambda: self._queue.extend(message, self.visibility))
         with self._lock:
             self.report.outcomes.append(outcome)

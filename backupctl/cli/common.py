@@ -48,7 +48,7 @@ def stop_on_signals() -> Stop:
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         if stop.event.is_set():
-            raise KeyboardInterrupt
+            stop.hard.set()
         stop.request(f"received {signal.Signals(signum).name}")
 
     signal.signal(signal.SIGTERM, on_signal)
