@@ -26,7 +26,7 @@ class Queue:
 
     def bodies(self) -> list[str]:
         """Every message now visible (made visible again right away)."""
-        found = []
+        found: list[str] = []
         while True:
             got = self.client.receive_message(
                 QueueUrl=self.url, MaxNumberOfMessages=10, VisibilityTimeout=0
