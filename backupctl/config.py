@@ -64,6 +64,9 @@ def _positive_duration(value: Any) -> float:
     return seconds
 
 
+DURATION_PARSERS = (_duration, _positive_duration)
+
+
 def _timezone(value: Any) -> ZoneInfo:
     try:
         return ZoneInfo(_str(value))
@@ -182,7 +185,8 @@ class Settings:
     ping_url: str | None
     metrics_file: str | None
     config_file: str | None
-    origins: dict[str, str] = field(default_factory=dict)
+    origins: dict[str, str] = field(default_factory=dict)  # dotted key -> file/env/flag/default
+    values: dict[str, Any] = field(default_factory=dict)  # dotted key -> the value in effect
 
 
 def _read_file(path: Path, problems: list[str]) -> dict[str, Any]:
@@ -314,4 +318,5 @@ def load_settings(
         metrics_file=values["monitoring.metrics_file"],
         config_file=str(path) if path else None,
         origins=origins,
+        values=values,
     )

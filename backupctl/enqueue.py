@@ -44,6 +44,7 @@ def enqueue_night(
     queue: SqsQueue,
     run: RunSettings,
     resend_after: float,
+    only_app: str | None = None,
 ) -> EnqueueReport:
     """Plan `run_date` and send what needs sending. A row is marked `enqueued` only once
     SQS accepted its message, so an unreachable queue leaves it as it was."""
@@ -64,7 +65,13 @@ def enqueue_night(
         after = 0
         while True:
             locked, marked, after = ledger.enqueue(
-                run_date, CHUNK, run.max_attempts, resend_after, send, after_id=after
+                run_date,
+                CHUNK,
+                run.max_attempts,
+                resend_after,
+                send,
+                after_id=after,
+                app_id=only_app,
             )
             report.sent += marked
             if locked < CHUNK:

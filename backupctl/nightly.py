@@ -56,6 +56,7 @@ def run_night(
     stop: Stop | None = None,
     on_outcome: Callable[[Outcome], None] = lambda _: None,
     kind_options: KindOptions | None = None,
+    only_app: str | None = None,
 ) -> NightReport:
     """Plan `run_date` for the enabled apps and run what is claimable until nothing is left."""
     stop = stop or Stop()
@@ -92,7 +93,7 @@ def run_night(
                 free = run.parallel - len(inflight)
                 if free > 0 and may_claim():
                     for claim in ledger.claim_nightly(
-                        run_date, owner, free, run.lease, run.max_attempts
+                        run_date, owner, free, run.lease, run.max_attempts, only_app
                     ):
                         inflight.add(pool.submit(executor.run, claim))
                 if inflight:
@@ -106,7 +107,7 @@ def run_night(
                     continue
                 if not may_claim():
                     break
-                pending = ledger.night_pending(run_date, run.max_attempts)
+                pending = ledger.night_pending(run_date, run.max_attempts, only_app)
                 wait_s = pending["next_retry_in"]
                 if pending["retryable"] and wait_s is not None:
                     wait_s = max(0.0, float(wait_s))

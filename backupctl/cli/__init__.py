@@ -57,6 +57,17 @@ def cli(ctx: click.Context, config_file: str | None, verbose: int) -> None:
 
 def main() -> None:
     """Console script entry point."""
-    from backupctl.cli import db, nightly, restore, status, worker  # noqa: F401  (registers commands)
+    from backupctl.cli import (  # noqa: F401  (registers the commands)
+        backup,
+        check,
+        config_cmd,
+        db,
+        nightly,
+        restore,
+        retry,
+        runs,
+        status,
+        worker,
+    )
 
     cli(prog_name="backupctl")

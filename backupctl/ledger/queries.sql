@@ -40,6 +40,7 @@ RETURNING id, app_id, run_date, attempts, trigger;
 WITH claimable AS (
     SELECT id FROM backups
     WHERE run_date = %(run_date)s AND trigger = 'nightly'
+      AND (%(app_id)s::text IS NULL OR app_id = %(app_id)s)
       AND status IN ('pending', 'enqueued', 'failed', 'running')
       AND claimable(status, attempts, extra_attempts, next_attempt_at, lease_expires_at,
                     %(max_attempts)s)
@@ -73,6 +74,7 @@ RETURNING id, app_id, run_date, attempts, trigger;
 SELECT id, app_id, run_date, attempts
 FROM backups
 WHERE run_date = %(run_date)s AND trigger = 'nightly' AND id > %(after_id)s
+  AND (%(app_id)s::text IS NULL OR app_id = %(app_id)s)
   AND status IN ('pending', 'enqueued', 'failed', 'running')
   AND claimable(status, attempts, extra_attempts, next_attempt_at, lease_expires_at,
                 %(max_attempts)s)
@@ -99,6 +101,7 @@ SELECT
         AS next_retry_in
 FROM backups
 WHERE run_date = %(run_date)s AND trigger = 'nightly'
+  AND (%(app_id)s::text IS NULL OR app_id = %(app_id)s)
   AND status IN ('pending', 'enqueued', 'failed', 'running');
 
 -- name: heartbeat
@@ -194,3 +197,42 @@ SELECT id, app_id, run_date, trigger, status, artifact_uri, size_bytes, sha256,
        attempts, extra_attempts, extract(epoch FROM next_attempt_at - now()) AS retry_in
 FROM backups
 WHERE id = %(id)s;
+
+-- name: start_adhoc
+-- An ad-hoc backup: its own row (never the night's), claimed at once by its runner.
+INSERT INTO backups (app_id, run_date, trigger, status, attempts, lease_owner,
+                     lease_expires_at, started_at)
+VALUES (%(app_id)s, %(run_date)s, 'adhoc', 'running', 1, %(owner)s,
+        now() + make_interval(secs => %(lease)s), now())
+RETURNING id, app_id, run_date, attempts, trigger;
+
+-- name: list_nights
+SELECT n.run_date, n.status, n.started_at, n.finished_at,
+       extract(epoch FROM n.finished_at - n.started_at) AS duration_s,
+       count(b.id) AS planned,
+       count(b.id) FILTER (WHERE b.status = 'succeeded') AS succeeded,
+       count(b.id) FILTER (WHERE b.status = 'failed') AS failed,
+       count(b.id) FILTER (WHERE b.status IN ('pending', 'enqueued')) AS waiting,
+       count(b.id) FILTER (WHERE b.status = 'running') AS running,
+       count(b.id) FILTER (WHERE b.status = 'pruned') AS pruned,
+       coalesce(sum(b.size_bytes) FILTER (WHERE b.status = 'succeeded'), 0) AS bytes
+FROM (SELECT * FROM nightly_runs ORDER BY run_date DESC LIMIT %(last)s) AS n
+LEFT JOIN backups AS b ON b.run_date = n.run_date AND b.trigger = 'nightly'
+GROUP BY n.run_date, n.status, n.started_at, n.finished_at
+ORDER BY n.run_date DESC;
+
+-- name: grant_retry
+-- One more round: as many attempts as max_attempts, from now, for failed backups.
+UPDATE backups
+SET extra_attempts = attempts, next_attempt_at = now()
+WHERE run_date = %(run_date)s AND trigger = 'nightly' AND status = 'failed'
+  AND (%(app_id)s::text IS NULL OR app_id = %(app_id)s)
+RETURNING id, app_id;
+
+-- name: last_successes
+-- Per app, its latest succeeded backup of either trigger.
+SELECT DISTINCT ON (app_id) app_id, finished_at, trigger, run_date, size_bytes,
+       extract(epoch FROM finished_at - started_at) AS duration_s
+FROM backups
+WHERE status = 'succeeded' AND app_id = ANY(%(app_ids)s)
+ORDER BY app_id, finished_at DESC;

@@ -105,8 +105,13 @@ class Ledger:
     def night_backups(self, run_date: date) -> list[dict[str, Any]]:
         return self._rows("night_backups", run_date=run_date)
 
-    def night_pending(self, run_date: date, max_attempts: int) -> dict[str, Any]:
-        return self._rows("night_pending", run_date=run_date, max_attempts=max_attempts)[0]
+    def night_pending(
+        self, run_date: date, max_attempts: int, app_id: str | None = None
+    ) -> dict[str, Any]:
+        """Rows of the night (or of one app) held elsewhere or waiting for a retry."""
+        return self._rows(
+            "night_pending", run_date=run_date, max_attempts=max_attempts, app_id=app_id
+        )[0]
 
     def nightly_artifact(self, app_id: str, run_date: date) -> dict[str, Any] | None:
         """The nightly backup row of an app for a night, whatever its status."""
@@ -117,12 +122,39 @@ class Ledger:
         rows = self._rows("backup_by_id", id=backup_id)
         return rows[0] if rows else None
 
+    def list_nights(self, last: int) -> list[dict[str, Any]]:
+        """The latest `last` nights, newest first, with counts by status and bytes."""
+        return self._rows("list_nights", last=last)
+
+    def last_successes(self, app_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Per app id, its latest succeeded backup (nightly or ad hoc)."""
+        rows = self._rows("last_successes", app_ids=list(app_ids))
+        return {row["app_id"]: row for row in rows}
+
+    def grant_retry(self, run_date: date, app_id: str | None) -> list[str]:
+        """Give the night's failed backups (or one app's) another round of attempts."""
+        return [
+            row["app_id"] for row in self._rows("grant_retry", run_date=run_date, app_id=app_id)
+        ]
+
+    def start_adhoc(self, app_id: str, run_date: date, owner: str, lease: float) -> Claim:
+        """Record an ad-hoc backup of `app_id`, already claimed by `owner`."""
+        rows = self._rows("start_adhoc", app_id=app_id, run_date=run_date, owner=owner, lease=lease)
+        return _claim(rows[0])
+
     # -- claims and leases --------------------------------------------------------
 
     def claim_nightly(
-        self, run_date: date, owner: str, limit: int, lease: float, max_attempts: int
+        self,
+        run_date: date,
+        owner: str,
+        limit: int,
+        lease: float,
+        max_attempts: int,
+        app_id: str | None = None,
     ) -> list[Claim]:
-        """Take up to `limit` claimable backups of the night under a lease for `owner`."""
+        """Take up to `limit` claimable backups of the night (or of one app's) under a
+        lease for `owner`."""
         rows = self._rows(
             "claim_nightly",
             run_date=run_date,
@@ -130,6 +162,7 @@ class Ledger:
             limit=limit,
             lease=lease,
             max_attempts=max_attempts,
+            app_id=app_id,
         )
         return [_claim(row) for row in rows]
 
@@ -162,6 +195,7 @@ class Ledger:
         resend_after: float,
         send: Callable[[list[dict[str, Any]]], set[int]],
         after_id: int = 0,
+        app_id: str | None = None,
     ) -> tuple[int, int, int]:
         """Lock up to `limit` rows (ids above `after_id`) that need sending, `send` them,
         and mark the ids it returns as enqueued, in one transaction: if `send` raises,
@@ -173,6 +207,7 @@ class Ledger:
                 "max_attempts": max_attempts,
                 "resend_after": resend_after,
                 "after_id": after_id,
+                "app_id": app_id,
             }
             cur.execute(self._q["lock_for_enqueue"].encode(), params)
             rows = cur.fetchall()

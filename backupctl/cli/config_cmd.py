@@ -1,0 +1,76 @@
+"""backupctl config check."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+
+from backupctl.cli import cli
+from backupctl.cli.common import settings_from
+from backupctl.cli.render import emit_json, table
+from backupctl.config import DURATION_PARSERS, KEYS, Key
+from backupctl.durations import format_duration
+from backupctl.redact import MASK, redact_url
+
+
+def _shown(value: Any, key: Key) -> str:
+    if value is None:
+        return ""
+    if key.parse in DURATION_PARSERS:
+        return format_duration(float(value))
+    text = str(getattr(value, "key", value))  # a ZoneInfo shows as its name
+    if not key.secret:
+        return text
+    parts = urlsplit(text)
+    if parts.scheme.startswith("http"):
+        return f"{parts.scheme}://{parts.hostname}/{MASK}"  # a ping URL's path is its secret
+    return redact_url(text)
+
+
+@cli.group("config")
+def config() -> None:
+    """The configuration."""
+
+
+@config.command("check")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (schema_version 1).")
+@click.pass_context
+def config_check(ctx: click.Context, as_json: bool) -> None:
+    """Validate the configuration and registry; show every setting in effect and its origin.
+
+    Secrets are masked. Exit 0 when valid, 2 (with every problem listed) when not.
+
+    \b
+    Example:
+      backupctl --config /etc/backupctl/backupctl.toml config check
+    """
+    from backupctl.context import load_apps, open_storages, storage_url
+
+    settings = settings_from(ctx)
+    apps = load_apps(settings)
+    open_storages(settings)
+    values = settings.values
+    rows = [
+        [key.dotted, _shown(values[key.dotted], key), settings.origins[key.dotted]] for key in KEYS
+    ]
+    rows.append(["(storage in effect)", storage_url(settings), "derived"])
+    enabled = sum(1 for app in apps if app.enabled)
+    if as_json:
+        emit_json(
+            "config",
+            {
+                "config_file": settings.config_file,
+                "settings": {r[0]: {"value": r[1], "origin": r[2]} for r in rows},
+                "apps": {"total": len(apps), "enabled": enabled},
+            },
+        )
+        return
+    table(
+        f"configuration: {settings.config_file or 'no file (defaults and environment)'}",
+        ["key", "value", "origin"],
+        rows,
+    )
+    click.echo(f"registry {settings.registry}: {len(apps)} apps, {enabled} enabled")
+    click.echo("configuration is valid")

@@ -1,0 +1,99 @@
+"""backupctl retry."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import click
+
+from backupctl.cli import cli
+from backupctl.cli.common import parse_date, recorded, settings_from, stop_on_signals
+from backupctl.cli.render import outcome_line
+
+
+@cli.command("retry")
+@click.option(
+    "--date",
+    "run_date",
+    callback=parse_date,
+    required=True,
+    metavar="YYYY-MM-DD",
+    help="The night whose failed backups to retry.",
+)
+@click.option("--app", "app_id", metavar="APP", help="Only this app.")
+@click.pass_context
+def retry(ctx: click.Context, run_date: date, app_id: str | None) -> None:
+    """Give a night's failed backups another round of attempts and run them now.
+
+    Each failed backup gets [run] max_attempts more attempts. In direct mode they
+    run now, here; in enqueue mode they are sent to the workers.
+
+    \b
+    Example:
+      backupctl retry --date 2026-11-28
+      backupctl retry --date 2026-11-28 --app shop
+    """
+    settings = settings_from(ctx)
+    from backupctl.context import kind_options, load_apps, open_ledger, open_storages
+    from backupctl.executor import new_owner
+
+    apps = load_apps(settings)
+    storages = open_storages(settings)
+    ledger = open_ledger(settings)
+    with recorded(ledger, "retry", run_date) as exit_code:
+        granted = ledger.grant_retry(run_date, app_id)
+        if not granted:
+            what = f"app {app_id!r} on {run_date}" if app_id else f"night {run_date}"
+            click.echo(f"nothing to retry: no failed backup for {what}")
+            exit_code[0] = 0
+            ctx.exit(0)
+        click.echo(f"retrying {len(granted)} failed backups of {run_date}: {', '.join(granted)}")
+        if settings.run.mode == "enqueue":
+            from backupctl.enqueue import enqueue_night
+            from backupctl.queue import SqsQueue
+
+            assert settings.queue_url is not None
+            sent = enqueue_night(
+                run_date=run_date,
+                apps=apps,
+                ledger=ledger,
+                queue=SqsQueue(settings.queue_url),
+                run=settings.run,
+                resend_after=settings.queue_resend_after,
+                only_app=app_id,
+            )
+            click.echo(
+                f"sent {sent.sent} to the queue; `backupctl status --date {run_date}` "
+                "shows when the workers are done"
+            )
+            exit_code[0] = 1 if sent.rejected else 0
+        else:
+            from backupctl.nightly import run_night
+
+            report = run_night(
+                run_date=run_date,
+                apps=apps,
+                ledger=ledger,
+                storages=storages,
+                run=settings.run,
+                owner=new_owner(),
+                stop=stop_on_signals(),
+                on_outcome=lambda o: click.echo(outcome_line(o)),
+                kind_options=kind_options(settings),
+                only_app=app_id,
+            )
+            still = [
+                str(r["app_id"])
+                for r in report.rows
+                if r["status"] == "failed" and (app_id is None or r["app_id"] == app_id)
+            ]
+            click.echo(
+                f"night {run_date}: "
+                + (
+                    f"still failed: {', '.join(still)}"
+                    if still
+                    else "every retried backup succeeded"
+                )
+            )
+            exit_code[0] = 1 if still else 0
+    ctx.exit(exit_code[0])
