@@ -119,9 +119,9 @@ def evaluate(
             int(row["attempts"]) if row else 0,
             last_at,
         )
-        if app_id in enabled_apps and (
-            last_at is None or (now - last_at).total_seconds() > max_age
-        ):
+        in_progress = window_open and app_id in open_  # judged once its window closes
+        stale = last_at is None or (now - last_at).total_seconds() > max_age
+        if app_id in enabled_apps and stale and not in_progress:
             too_old.append(app_id)
             verdict.problem = "no success " + (
                 "ever"

@@ -92,6 +92,15 @@ def _sse(value: Any) -> str | None:
     return str(value)
 
 
+def _ping_url(value: Any) -> str | None:
+    from backupctl.monitoring import ping_url_problem
+
+    url = _opt_str(value)
+    if url is not None and (problem := ping_url_problem(url)) is not None:
+        raise ValueError(problem)
+    return url
+
+
 def _schema(value: Any) -> str:
     text = _str(value)
     if not _IDENTIFIER.match(text):
@@ -148,7 +157,7 @@ KEYS: tuple[Key, ...] = (
     Key("retention", "keep_daily", _count, 7, "nightly backups kept, one a day"),
     Key("retention", "keep_weekly", _count, 4, "nightly backups kept, one a week"),
     Key("retention", "keep_monthly", _count, 12, "nightly backups kept, one a month"),
-    Key("monitoring", "ping_url", _opt_str, None, "healthchecks-style ping URL", True),
+    Key("monitoring", "ping_url", _ping_url, None, "healthchecks-style ping URL", True),
     Key("monitoring", "metrics_file", _opt_str, None, "Prometheus textfile to write"),
 )
 _BY_DOTTED = {key.dotted: key for key in KEYS}

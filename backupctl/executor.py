@@ -16,6 +16,7 @@ from backupctl.errors import BackupFailed, Cancelled
 from backupctl.heartbeat import Heartbeat
 from backupctl.kinds import KindOptions, kind_for
 from backupctl.ledger import Claim, Ledger
+from backupctl.logs import backup_extra
 from backupctl.pipeline import dump_to_storage
 from backupctl.redact import redact_text
 from backupctl.registry import App
@@ -87,7 +88,14 @@ class Executor:
 
     def _run(self, claim: Claim, token: CancelToken, started: float) -> Outcome:
         app = self._apps.get(claim.app_id)
-        log.info("app %s backup %s: attempt %d started", claim.app_id, claim.id, claim.attempt)
+        extra = backup_extra(claim.app_id, claim.id)
+        log.info(
+            "app %s backup %s: attempt %d started",
+            claim.app_id,
+            claim.id,
+            claim.attempt,
+            extra=extra,
+        )
         storage = self._storage_for(claim)
         secrets: list[str] = []
         try:
@@ -105,7 +113,13 @@ class Executor:
         except BackupFailed as exc:
             return self._fail(claim, started, str(exc), secrets)
         except Exception as exc:  # a bug or an unexpected I/O error: record it, go on
-            log.debug("app %s backup %s: unexpected error", claim.app_id, claim.id, exc_info=True)
+            log.error(
+                "app %s backup %s: unexpected error",
+                claim.app_id,
+                claim.id,
+                exc_info=True,
+                extra=extra,
+            )
             error = f"unexpected error: {type(exc).__name__}: {exc}"
             return self._fail(claim, started, error, secrets)
 
@@ -117,10 +131,17 @@ class Executor:
                 "app %s backup %s: lease was taken over; removed own artifact",
                 claim.app_id,
                 claim.id,
+                extra=extra,
             )
             return self._outcome(claim, "lost", started, error="lease taken over")
         self._discard(claim, keep=stored.key)
-        log.info("app %s backup %s: succeeded, %d bytes", claim.app_id, claim.id, stored.size)
+        log.info(
+            "app %s backup %s: succeeded, %d bytes",
+            claim.app_id,
+            claim.id,
+            stored.size,
+            extra=extra,
+        )
         return self._outcome(
             claim, "succeeded", started, size=stored.size, sha256=stored.sha256, uri=uri
         )
@@ -132,11 +153,22 @@ class Executor:
     def _fail(self, claim: Claim, started: float, error: str, secrets: list[str]) -> Outcome:
         error = redact_text(error, secrets)
         if not self._ledger.finish_failed(claim, self._owner, error, self._retry_wait):
-            log.warning("app %s backup %s: lease was taken over", claim.app_id, claim.id)
+            log.warning(
+                "app %s backup %s: lease was taken over",
+                claim.app_id,
+                claim.id,
+                extra=backup_extra(claim.app_id, claim.id),
+            )
             return self._outcome(claim, "lost", started, error="lease taken over")
         # Leftovers of this attempt or of an earlier one that died: never a backup.
         self._discard(claim)
-        log.warning("app %s backup %s: failed: %s", claim.app_id, claim.id, error)
+        log.error(
+            "app %s backup %s: failed: %s",
+            claim.app_id,
+            claim.id,
+            error,
+            extra=backup_extra(claim.app_id, claim.id),
+        )
         return self._outcome(claim, "failed", started, error=error)
 
     def discard_leftovers(self, claim: Claim) -> None:
@@ -154,6 +186,7 @@ class Executor:
                 claim.app_id,
                 claim.id,
                 redact_text(str(exc)),
+                extra=backup_extra(claim.app_id, claim.id),
             )
 
     @staticmethod

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from backupctl.cancel import CancelToken
 from backupctl.errors import LedgerUnavailable
 from backupctl.ledger import Claim, Ledger
+from backupctl.logs import backup_extra
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ class Heartbeat:
                     "app %s backup %s: lease taken over by another process; stopping",
                     claim.app_id,
                     claim.id,
+                    extra=backup_extra(claim.app_id, claim.id),
                 )
                 token.cancel("lease lost: another process took this backup over")
 
@@ -87,7 +89,13 @@ class Heartbeat:
         try:
             callback()
         except Exception as exc:  # the lease, not the message, is what protects the row
-            log.warning("app %s backup %s: %s", claim.app_id, claim.id, exc)
+            log.warning(
+                "app %s backup %s: %s",
+                claim.app_id,
+                claim.id,
+                exc,
+                extra=backup_extra(claim.app_id, claim.id),
+            )
 
     def _loop(self) -> None:
         interval = max(0.2, self._lease / 3)

@@ -103,9 +103,9 @@ def setup_logging(
 
     handler.set_name(_HANDLER_NAME)
     handler.setLevel(threshold)
-    handler.addFilter(RedactFilter())
     if not debug_all:
         handler.addFilter(_own_or_warning)
+    handler.addFilter(RedactFilter())  # after the cheap filter: only what is written
 
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
@@ -178,8 +178,9 @@ def _id_suffix(record: logging.LogRecord, message: str) -> str:
 class TextFormatter(logging.Formatter):
     """Plain readable lines: ``2024-05-01 01:02:03 WARNING backupctl.executor: msg app=x``.
 
-    With ``timestamps=False`` (rich shows its own time and level columns) only the
-    message and the app/backup suffix are formatted.
+    With ``timestamps=False`` (rich shows its own time and level columns, the time in
+    this formatter's ``datefmt``) only the message and the app/backup suffix are
+    formatted.
     """
 
     def __init__(self, *, timestamps: bool = True) -> None:
@@ -255,7 +256,6 @@ def _rich_handler(stream: TextIO | None) -> logging.Handler:
         show_path=False,
         markup=False,  # messages hold user text such as "[run]": never parse it
         rich_tracebacks=False,  # the redacted exc_text is printed instead
-        log_time_format="[%X]",
     )
     handler.setFormatter(TextFormatter(timestamps=False))
     return handler

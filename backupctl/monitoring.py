@@ -2,27 +2,29 @@
 
 Neither may fail a backup run: a ping or metrics problem logs one warning and moves on.
 The ping URL is a secret (its path is the check's key), so it is only ever shown as
-scheme and host. prometheus_client is imported only when metrics are written.
+scheme and host. urllib and prometheus_client are imported only when used, so
+importing this module costs the CLI nothing.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
-import http.client
 import logging
 import os
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from datetime import time as dt_time
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from backupctl import __version__
 from backupctl.redact import redact_text
+
+if TYPE_CHECKING:
+    from urllib.request import OpenerDirector
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +69,16 @@ def ping_url_problem(url: str) -> str | None:
 
 
 def _secrets_of(url: str) -> list[str]:
-    """Parts of the ping URL that must never be shown: itself, its path and query."""
+    """Parts of the ping URL that must never be shown: itself, its path, query and password,
+    and each long path segment (a UUID or ping key; short ones such as a slug may be
+    ordinary words)."""
     found = [url]
     try:
         parts = urlsplit(url)
     except ValueError:
         return found
-    found += [parts.path, parts.query, parts.password or ""]
-    found += [segment for segment in parts.path.split("/") if len(segment) >= 3]
+    found += [parts.path, parts.query, parts.password or "", unquote(parts.password or "")]
+    found += [segment for segment in parts.path.split("/") if len(segment) >= 16]
     return sorted((s for s in found if s and len(s) >= 3), key=len, reverse=True)
 
 
@@ -84,6 +88,22 @@ def _endpoint(url: str, suffix: str) -> str:
         return url
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path=parts.path.rstrip("/") + "/" + suffix))
+
+
+def _split_userinfo(url: str) -> tuple[str, str | None]:
+    """`url` without user:password@, and the Basic Authorization header they make (or None):
+    urllib does not send credentials written in a URL by itself."""
+    try:
+        parts = urlsplit(url)
+        if parts.username is None:
+            return url, None
+        host = parts.netloc.rsplit("@", 1)[1]
+    except (ValueError, IndexError):
+        return url, None
+    user = unquote(parts.username)
+    password = unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return urlunsplit(parts._replace(netloc=host)), f"Basic {token}"
 
 
 def _body_bytes(body: str, limit: int) -> bytes:
@@ -128,7 +148,10 @@ class Pinger:
         self.max_body = max_body
         self._secrets = [*(_secrets_of(ping_url) if ping_url else []), *secrets]
         self._shown = shown_ping_url(ping_url) if ping_url else ""
-        self._opener = urllib.request.build_opener()
+        self._target, self._authorization = _split_userinfo(ping_url or "")
+        if self._authorization:
+            self._secrets.append(self._authorization.split()[1])
+        self._opener: OpenerDirector | None = None
 
     @property
     def enabled(self) -> bool:
@@ -160,7 +183,7 @@ class Pinger:
             if problem:
                 raise _PingFailed(f"the ping URL {problem}", retry=False)
             data = _body_bytes(redact_text(body, self._secrets), self.max_body)
-            self._send(_endpoint(self.url, suffix), data, what)
+            self._send(_endpoint(self._target, suffix), data, what)
             return True
         except _PingFailed as exc:
             reason = exc.reason
@@ -198,20 +221,26 @@ class Pinger:
             wait *= 2
 
     def _post_once(self, url: str, data: bytes, timeout: float) -> None:
-        request = urllib.request.Request(
-            url,
-            data=data,
-            method="POST",
-            headers={
-                "Content-Type": "text/plain; charset=utf-8",
-                "User-Agent": f"backupctl/{__version__}",
-            },
-        )
+        import http.client
+        import urllib.error
+        import urllib.request
+
+        if self._opener is None:  # proxies (https_proxy, no_proxy) are read here, once
+            self._opener = urllib.request.build_opener()
+        headers = {
+            "Content-Type": "text/plain; charset=utf-8",
+            "User-Agent": f"backupctl/{__version__}",
+        }
+        if self._authorization:
+            headers["Authorization"] = self._authorization
+        request = urllib.request.Request(url, data=data, method="POST", headers=headers)
         try:
-            with self._opener.open(request, timeout=timeout) as response:
-                # The status line said it arrived; the rest of the answer doesn't matter.
-                with contextlib.suppress(OSError, http.client.HTTPException):
-                    response.read(1024)
+            # Once the status line says the ping arrived, the rest of the answer doesn't matter.
+            with (
+                self._opener.open(request, timeout=timeout) as response,
+                contextlib.suppress(OSError, http.client.HTTPException),
+            ):
+                response.read(1024)
         except urllib.error.HTTPError as exc:
             exc.close()
             retry = exc.code >= 500 or exc.code == 429

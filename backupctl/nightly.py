@@ -57,6 +57,7 @@ def run_night(
     on_outcome: Callable[[Outcome], None] = lambda _: None,
     kind_options: KindOptions | None = None,
     only_app: str | None = None,
+    on_planned: Callable[[int], None] = lambda _: None,
 ) -> NightReport:
     """Plan `run_date` for the enabled apps and run what is claimable until nothing is left."""
     stop = stop or Stop()
@@ -77,6 +78,13 @@ def run_night(
         )
         for dead in ledger.reap_expired(run_date, run.max_attempts):
             executor.discard_leftovers(dead)
+        on_planned(
+            sum(
+                1
+                for row in ledger.night_backups(run_date)
+                if row["status"] != "succeeded" and (only_app is None or row["app_id"] == only_app)
+            )
+        )
         with ThreadPoolExecutor(run.parallel, thread_name_prefix="backup") as pool:
             inflight: set[Future[Outcome]] = set()
 

@@ -13,8 +13,10 @@ MASK = "***"
 _URL_PASSWORD = re.compile(r"(?P<prefix>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*:)(?P<pw>[^/\s]+)@")
 # key=value pairs in libpq strings and query strings
 # (also PGPASSWORD=..., client_secret=..., access_token=...)
+# (and the JSON/YAML forms: "password": "x", password: x; and AWS keys and signatures)
 _KV_PASSWORD = re.compile(
-    r"(?i)\b([a-z0-9_]*(?:password|passwd|pwd|secret|token))\s*=\s*('[^']*'|[^\s&]+)"
+    r"(?i)\b([a-z0-9_-]*(?:password|passwd|pwd|secret|token|secret_access_key|signature))"
+    r"(\"?\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s&,}]+)"
 )
 
 
@@ -38,4 +40,4 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
         if secret and len(secret) >= 3:
             text = text.replace(secret, MASK)
     text = _URL_PASSWORD.sub(lambda m: f"{m.group('prefix')}{MASK}@", text)
-    return _KV_PASSWORD.sub(lambda m: f"{m.group(1)}={MASK}", text)
+    return _KV_PASSWORD.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)

@@ -15,6 +15,7 @@ from backupctl.executor import Executor, Outcome
 from backupctl.heartbeat import Heartbeat
 from backupctl.kinds import KindOptions
 from backupctl.ledger import Ledger
+from backupctl.logs import backup_extra
 from backupctl.queue import PoisonMessage, QueueUnavailable, Received, SqsQueue, parse_job
 from backupctl.registry import App
 from backupctl.stop import Stop
@@ -52,6 +53,7 @@ class Worker:
         concurrency: int,
         kind_options: KindOptions | None = None,
         on_outcome: Callable[[Outcome], None] = lambda _: None,
+        on_night_closed: Callable[[date], None] = lambda _: None,
     ) -> None:
         self._ledger = ledger
         self._queue = queue
@@ -62,6 +64,7 @@ class Worker:
         self._concurrency = concurrency
         self._kind_options = kind_options
         self._on_outcome = on_outcome
+        self._on_night_closed = on_night_closed
         # Hidden long enough to survive between two heartbeats; visible again soon after
         # this worker dies, when its lease has expired too.
         self.visibility = int(min(MAX_VISIBILITY, max(2, run.lease * 2)))
@@ -224,6 +227,7 @@ class Worker:
             app_id,
             backup_id,
             row["status"],
+            extra=backup_extra(app_id, backup_id),
         )
         self._settle(message, backup_id, row)
 
@@ -246,3 +250,4 @@ class Worker:
         assert isinstance(night, date)
         if row["status"] != "running" and not self._ledger.night_has_open_rows(night):
             self._ledger.close_night(night)
+            self._on_night_closed(night)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from typing import Any
 
 import click
@@ -38,21 +36,32 @@ class _Group(click.Group):
     help="Configuration file [default: /etc/backupctl/backupctl.toml].",
 )
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only failures (for cron mail).")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="Log lines as text or JSON [default: text on a terminal, else JSON].",
+)
 @click.pass_context
-def cli(ctx: click.Context, config_file: str | None, verbose: int) -> None:
+def cli(
+    ctx: click.Context,
+    config_file: str | None,
+    verbose: int,
+    quiet: bool,
+    log_format: str | None,
+) -> None:
     """Nightly backups of a fleet of apps from one cron line, correctly.
 
     \b
     Example crontab line (hourly firing is fine: later runs resume or do nothing):
       0 * * * *  backupctl run-nightly
     """
-    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(
-        level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
-    )
-    if verbose < 2:
-        logging.getLogger("pgserver").setLevel(logging.WARNING)
-    ctx.obj = {"config_file": config_file}
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose contradict each other: pick one")
+    from backupctl.logs import setup_logging
+
+    setup_logging(verbose=verbose, quiet=quiet, log_format=log_format)
+    ctx.obj = {"config_file": config_file, "quiet": quiet}
 
 
 def main() -> None:

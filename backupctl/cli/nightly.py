@@ -10,7 +10,7 @@ import click
 
 from backupctl.cli import cli
 from backupctl.cli.common import parse_date, recorded, settings_from, stop_on_signals
-from backupctl.cli.render import emit_json, outcome_line
+from backupctl.cli.render import OutcomePrinter, emit_json
 from backupctl.errors import ConfigError
 from backupctl.nights import next_window_opens, resolve_night
 
@@ -82,6 +82,7 @@ def run_nightly(
     from backupctl.context import kind_options, load_apps, open_ledger, open_storages
     from backupctl.executor import new_owner
     from backupctl.nightly import run_night
+    from backupctl.notify import NightMonitor
 
     apps = load_apps(settings)
     try:
@@ -106,7 +107,13 @@ def run_nightly(
         return
     stop = stop_on_signals()
 
-    with recorded(ledger, "run-nightly", night) as exit_code:
+    quiet = bool(ctx.obj.get("quiet"))
+    monitor = NightMonitor(settings, "run-nightly")
+    monitor.started(night)
+    with (
+        recorded(ledger, "run-nightly", night) as exit_code,
+        OutcomePrinter(quiet=quiet, as_json=as_json) as printer,
+    ):
         report = run_night(
             run_date=night,
             apps=apps,
@@ -116,10 +123,20 @@ def run_nightly(
             owner=new_owner(),
             claim_until=claim_until,
             stop=stop,
-            on_outcome=(lambda _: None) if as_json else (lambda o: click.echo(outcome_line(o))),
+            on_outcome=printer.outcome,
+            on_planned=printer.planned,
             kind_options=kind_options(settings),
         )
         exit_code[0] = report.exit_code
+    monitor.finished(
+        ledger,
+        night,
+        ok=report.exit_code == 0,
+        rows=report.rows,
+        night_status=report.summary.status if report.summary else None,
+        app_ids=[app.id for app in apps if app.enabled],
+        note=report.stopped_reason,
+    )
     if as_json:
         emit_json(
             "run-nightly",
@@ -144,7 +161,7 @@ def run_nightly(
                 "exit_code": report.exit_code,
             },
         )
-    else:
+    elif not quiet or report.exit_code:
         click.echo(_summary(report))
     ctx.exit(report.exit_code)
 
@@ -158,10 +175,13 @@ def _enqueue(
     as_json: bool,
 ) -> None:
     from backupctl.enqueue import enqueue_night
+    from backupctl.notify import NightMonitor
     from backupctl.queue import SqsQueue
 
     assert settings.queue_url is not None  # the configuration requires it in enqueue mode
     queue = SqsQueue(settings.queue_url)
+    monitor = NightMonitor(settings, "run-nightly --mode enqueue")
+    monitor.started(night)
     with recorded(ledger, "run-nightly", night) as exit_code:
         report = enqueue_night(
             run_date=night,
@@ -172,6 +192,16 @@ def _enqueue(
             resend_after=settings.queue_resend_after,
         )
         exit_code[0] = report.exit_code
+    rejected = f"{len(report.rejected)} rejected by the queue" if report.rejected else None
+    monitor.finished(
+        ledger,
+        night,
+        ok=report.exit_code == 0,
+        rows=report.rows,
+        night_status=None,
+        app_ids=[app.id for app in apps if app.enabled],
+        note=rejected,
+    )
     counts = Counter(str(row["status"]) for row in report.rows)
     if as_json:
         emit_json(

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -47,6 +48,8 @@ def outcome_line(outcome: Outcome) -> str:
 def _default(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
+    if isinstance(value, Decimal):  # Postgres sums and epochs
+        return int(value) if value == value.to_integral_value() else float(value)
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
@@ -78,3 +81,49 @@ def table(title: str | None, headers: Sequence[str], rows: Sequence[Sequence[str
     for line in lines:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(line[:-1])]
         click.echo("  ".join([*cells, line[-1]]).rstrip())
+
+
+class OutcomePrinter:
+    """Prints each finished backup as it comes: a progress bar above the lines on a
+    terminal, plain lines otherwise, only failures when quiet, nothing for --json."""
+
+    def __init__(self, *, quiet: bool, as_json: bool) -> None:
+        self.quiet = quiet
+        self.as_json = as_json
+        self._progress: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> OutcomePrinter:
+        if sys.stdout.isatty() and not self.quiet and not self.as_json:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+            console = Console(no_color=bool(os.environ.get("NO_COLOR")))
+            self._progress = Progress(
+                TextColumn("backing up"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=console,
+                transient=True,
+            )
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def planned(self, to_do: int) -> None:
+        if self._progress is not None:
+            self._task = self._progress.add_task("backups", total=to_do)
+
+    def outcome(self, outcome: Outcome) -> None:
+        if self.as_json or (self.quiet and outcome.status != "failed"):
+            return
+        line = outcome_line(outcome)
+        if self._progress is not None:
+            self._progress.console.print(line, markup=False, highlight=False)
+            if self._task is not None and outcome.status in ("succeeded", "failed"):
+                self._progress.advance(self._task)
+        else:
+            click.echo(line)

@@ -64,6 +64,7 @@ def worker(
         raise ConfigError(["worker needs a queue: --queue URL, [queue] url or BACKUPCTL_QUEUE_URL"])
     from backupctl.context import kind_options, load_apps, open_ledger, open_storages
     from backupctl.executor import new_owner
+    from backupctl.notify import night_closed
     from backupctl.queue import SqsQueue
     from backupctl.worker import Worker
 
@@ -82,6 +83,9 @@ def worker(
             concurrency=concurrency or settings.run.parallel,
             kind_options=kind_options(settings),
             on_outcome=lambda o: click.echo(outcome_line(o)),
+            on_night_closed=lambda night: night_closed(
+                settings, ledger, night, [a.id for a in apps.values() if a.enabled]
+            ),
         ).serve(stop, once=once, grace=settings.queue_grace)
         exit_code[0] = report.exit_code
     ran = len(report.outcomes)

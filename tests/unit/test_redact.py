@@ -56,7 +56,7 @@ def test_redact_text_masks_every_url_password_in_a_message() -> None:
     [
         ("host=db password=s3cret user=bob", "host=db password=*** user=bob"),
         ("host=db password='with space' user=bob", "host=db password=*** user=bob"),
-        ("host=db PASSWORD = s3cret", "host=db PASSWORD=***"),
+        ("host=db PASSWORD = s3cret", "host=db PASSWORD = ***"),
         ("passwd=s3cret", "passwd=***"),
         ("pwd=s3cret", "pwd=***"),
         ("secret=s3cret", "secret=***"),
@@ -114,4 +114,20 @@ def test_redact_text_masks_a_url_password_containing_an_at_sign() -> None:
     ],
 )
 def test_redact_text_masks_prefixed_password_variables(text: str, shown: str) -> None:
+    assert redact_text(text) == shown
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("AWS_SECRET_ACCESS_KEY=abc123", "AWS_SECRET_ACCESS_KEY=***"),
+        ("aws_secret_access_key = abc123", "aws_secret_access_key = ***"),
+        ("GET /o?X-Amz-Signature=deadbeef&x=1", "GET /o?X-Amz-Signature=***&x=1"),
+        ('{"password": "hunter2"}', '{"password": ***}'),
+        ("password: hunter2", "password: ***"),
+    ],
+)
+def test_redact_text_masks_aws_keys_signatures_and_json_or_yaml_passwords(
+    text: str, shown: str
+) -> None:
     assert redact_text(text) == shown

@@ -1,0 +1,78 @@
+"""Tell monitoring about a run: healthchecks-style pings and the Prometheus textfile.
+
+A monitoring failure is logged and never changes a run's outcome.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from backupctl.config import Settings
+from backupctl.ledger import Ledger
+from backupctl.monitoring import Pinger, night_summary, write_metrics
+
+
+class NightMonitor:
+    """Pings /start when a run begins and success or /fail when it ends; then writes
+    the metrics file, if one is configured."""
+
+    def __init__(self, settings: Settings, command: str) -> None:
+        self._settings = settings
+        self._command = command
+        self._pinger = Pinger(settings.ping_url)
+
+    def started(self, night: date) -> None:
+        self._pinger.start(f"backupctl {self._command} {night} on {socket.gethostname()}")
+
+    def finished(
+        self,
+        ledger: Ledger,
+        night: date,
+        *,
+        ok: bool,
+        rows: Sequence[Mapping[str, Any]],
+        night_status: str | None,
+        app_ids: Sequence[str],
+        note: str | None = None,
+    ) -> None:
+        summary = night_summary(night, rows, night_status=night_status, note=note)
+        self._pinger.finish(ok, summary)
+        write_night_metrics(self._settings, ledger, night, rows, night_status, app_ids)
+
+
+def write_night_metrics(
+    settings: Settings,
+    ledger: Ledger,
+    night: date,
+    rows: Sequence[Mapping[str, Any]],
+    night_status: str | None,
+    app_ids: Sequence[str],
+) -> None:
+    """Write the metrics file for `night`, if [monitoring] metrics_file is set."""
+    if not settings.metrics_file:
+        return
+    write_metrics(
+        settings.metrics_file,
+        run_date=night,
+        night_rows=rows,
+        last_successes=ledger.last_successes(list(app_ids)),
+        night_status=night_status,
+        app_ids=app_ids,
+        nights=ledger.list_nights(7),
+    )
+
+
+def night_closed(settings: Settings, ledger: Ledger, night: date, app_ids: Sequence[str]) -> None:
+    """A worker finished a night's last backup: refresh the metrics file."""
+    row = ledger.get_night(night)
+    write_night_metrics(
+        settings,
+        ledger,
+        night,
+        ledger.night_backups(night),
+        str(row["status"]) if row else None,
+        app_ids,
+    )
