@@ -27,8 +27,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: $(STAMP)  ## figures against raw baselines (not part of the tests; takes minutes)
 	$(BIN)/python bench/plan.py
+	$(BIN)/python bench/enqueue.py
+	$(BIN)/python bench/backup.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

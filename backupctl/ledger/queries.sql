@@ -37,16 +37,31 @@ WHERE run_date = %(run_date)s AND trigger = 'nightly' AND status = 'running'
 RETURNING id, app_id, run_date, attempts, trigger;
 
 -- name: claim_nightly
-WITH claimable AS (
+-- New rows first, through their own index; retries (failed with attempts left, or
+-- running under an expired lease) only when new rows run short of the limit.
+WITH fresh AS (
     SELECT id FROM backups
     WHERE run_date = %(run_date)s AND trigger = 'nightly'
       AND (%(app_id)s::text IS NULL OR app_id = %(app_id)s)
-      AND status IN ('pending', 'enqueued', 'failed', 'running')
+      AND status IN ('pending', 'enqueued')
+    ORDER BY id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), retry AS (
+    SELECT id FROM backups
+    WHERE run_date = %(run_date)s AND trigger = 'nightly'
+      AND (%(app_id)s::text IS NULL OR app_id = %(app_id)s)
+      AND status IN ('failed', 'running')
       AND claimable(status, attempts, extra_attempts, next_attempt_at, lease_expires_at,
                     %(max_attempts)s)
     ORDER BY id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), claimable AS (
+    SELECT id FROM fresh
+    UNION ALL
+    SELECT id FROM retry
+    LIMIT %(limit)s
 )
 UPDATE backups AS b
 SET status = 'running', attempts = b.attempts + 1, lease_owner = %(owner)s,
