@@ -71,6 +71,7 @@ def main() -> None:
         check,
         config_cmd,
         db,
+        maintenance,
         nightly,
         restore,
         retry,

@@ -251,3 +251,24 @@ SELECT DISTINCT ON (app_id) app_id, finished_at, trigger, run_date, size_bytes,
 FROM backups
 WHERE status = 'succeeded' AND app_id = ANY(%(app_ids)s)
 ORDER BY app_id, finished_at DESC;
+
+-- name: succeeded_backups
+-- Succeeded backups to verify: one night's (or every night's), optionally one app's.
+SELECT id, app_id, run_date, trigger, status, artifact_uri, size_bytes, sha256
+FROM backups
+WHERE status = 'succeeded'
+  AND (%(run_date)s::date IS NULL OR run_date = %(run_date)s)
+  AND (%(app_id)s::text IS NULL OR app_id = %(app_id)s)
+ORDER BY run_date DESC, app_id, id;
+
+-- name: nightly_succeeded_by_app
+-- Every app's succeeded nightly backups, newest night first: what retention looks at.
+SELECT id, app_id, run_date, trigger, status, artifact_uri, size_bytes, sha256
+FROM backups
+WHERE trigger = 'nightly' AND status = 'succeeded'
+ORDER BY app_id, run_date DESC;
+
+-- name: mark_pruned
+UPDATE backups SET status = 'pruned'
+WHERE id = %(id)s AND status = 'succeeded'
+RETURNING id;

@@ -142,6 +142,17 @@ class Ledger:
         rows = self._rows("start_adhoc", app_id=app_id, run_date=run_date, owner=owner, lease=lease)
         return _claim(rows[0])
 
+    def succeeded_backups(self, run_date: date | None, app_id: str | None) -> list[dict[str, Any]]:
+        """Succeeded backups (nightly and ad hoc) of a night or of all nights."""
+        return self._rows("succeeded_backups", run_date=run_date, app_id=app_id)
+
+    def nightly_succeeded_by_app(self) -> list[dict[str, Any]]:
+        return self._rows("nightly_succeeded_by_app")
+
+    def mark_pruned(self, backup_id: int) -> bool:
+        """succeeded -> pruned, once its artifact is deleted."""
+        return bool(self._rows("mark_pruned", id=backup_id))
+
     # -- claims and leases --------------------------------------------------------
 
     def claim_nightly(

@@ -1,0 +1,101 @@
+"""Retention: which nightly backups to keep (daily, weekly, monthly), and pruning the rest."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from backupctl.ledger import Ledger
+from backupctl.redact import redact_text
+from backupctl.storage import Storages
+
+log = logging.getLogger(__name__)
+
+
+def nights_to_keep(
+    nights: Iterable[date], keep_daily: int, keep_weekly: int, keep_monthly: int
+) -> set[date]:
+    """The nights a policy keeps: the newest `keep_daily` nights, and the newest night of
+    each of the newest `keep_weekly` ISO weeks and `keep_monthly` months that have one.
+    The newest night is always kept."""
+    ordered = sorted(set(nights), reverse=True)
+    keep = set(ordered[: max(keep_daily, 1)])
+    for count, period in ((keep_weekly, _week), (keep_monthly, _month)):
+        seen: set[tuple[int, int]] = set()
+        for night in ordered:
+            if len(seen) >= count:
+                break
+            if period(night) not in seen:
+                seen.add(period(night))
+                keep.add(night)
+    return keep
+
+
+def _week(night: date) -> tuple[int, int]:
+    iso = night.isocalendar()
+    return iso.year, iso.week
+
+
+def _month(night: date) -> tuple[int, int]:
+    return night.year, night.month
+
+
+@dataclass
+class PruneReport:
+    kept: int = 0
+    pruned: list[Mapping[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def prune(
+    ledger: Ledger, storages: Storages, policy: Mapping[str, int], *, dry_run: bool
+) -> PruneReport:
+    """Delete the artifacts of nightly backups the policy doesn't keep, app by app.
+
+    A row turns `pruned` (compare-and-set on `succeeded`) before its artifact is
+    deleted: a crash in between leaves a stray file, never a row that points at
+    nothing. Ad-hoc backups are not touched.
+    """
+    report = PruneReport()
+    by_app: dict[str, list[Mapping[str, Any]]] = {}
+    for found in ledger.nightly_succeeded_by_app():
+        by_app.setdefault(str(found["app_id"]), []).append(found)
+    for rows in by_app.values():
+        keep = nights_to_keep(
+            (r["run_date"] for r in rows),
+            policy["keep_daily"],
+            policy["keep_weekly"],
+            policy["keep_monthly"],
+        )
+        for row in rows:
+            if row["run_date"] in keep:
+                report.kept += 1
+                continue
+            report.pruned.append(row)
+            if not dry_run:
+                _prune_one(ledger, storages, row, report)
+    return report
+
+
+def _prune_one(
+    ledger: Ledger, storages: Storages, row: Mapping[str, Any], report: PruneReport
+) -> None:
+    if not ledger.mark_pruned(int(row["id"])):
+        return  # pruned (or changed) by another process meanwhile
+    try:
+        storage, key = storages.for_uri(str(row["artifact_uri"]))
+        storage.delete(key)
+    except Exception as exc:  # the row says pruned; the file stays until removed by hand
+        message = f"{row['artifact_uri']}: {redact_text(str(exc))}"
+        log.warning("app %s backup %s: could not delete %s", row["app_id"], row["id"], message)
+        report.errors.append(message)
+
+
+def check_policy(policy: Mapping[str, int]) -> str | None:
+    """Why a policy must not be applied, or None."""
+    if not any(policy.values()):
+        return "[retention] keeps nothing (every keep_* is 0): refusing to prune"
+    return None
