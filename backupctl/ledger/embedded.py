@@ -8,6 +8,8 @@ import os
 import warnings
 from pathlib import Path
 
+from backupctl.errors import LedgerUnavailable
+
 log = logging.getLogger(__name__)
 
 
@@ -44,10 +46,16 @@ def embedded_database_url(state_dir: Path) -> str:
         warnings.simplefilter("ignore")
         import pgserver
 
-    state_dir.mkdir(parents=True, exist_ok=True)
     pgdata = state_dir / "pgdata"
-    if pgdata.exists():
-        _forget_dead_handles(pgdata)
-    log.debug("starting the embedded Postgres in %s", pgdata)
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
-    return str(server.get_uri())
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        if pgdata.exists():
+            _forget_dead_handles(pgdata)
+        log.debug("starting the embedded Postgres in %s", pgdata)
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
+        return str(server.get_uri())
+    except Exception as exc:  # pgserver raises whatever initdb or pg_ctl raised
+        raise LedgerUnavailable(
+            f"the embedded ledger could not start in {pgdata} ({type(exc).__name__}: {exc}); "
+            f"see {pgdata / 'log'}, or set database_url"
+        ) from None
