@@ -31,7 +31,6 @@ def backup_now(
     One attempt: an operator who wants another runs the command again. A stop
     request (SIGTERM, Ctrl-C) cancels it, and the row says it was interrupted.
     """
-    claim = ledger.start_adhoc(app.id, today, owner, run.lease)
     with Heartbeat(ledger, owner, run.lease) as heartbeat:
         executor = Executor(
             ledger,
@@ -43,12 +42,25 @@ def backup_now(
             retry_wait=0,
             kind_options=kind_options,
         )
+        for dead in ledger.reap_adhoc(app.id):  # earlier runs killed mid-backup
+            executor.discard_leftovers(dead)
+        claim = ledger.start_adhoc(app.id, today, owner, run.lease)
         result: list[Outcome] = []
-        worker = threading.Thread(target=lambda: result.append(executor.run(claim)))
+        errors: list[BaseException] = []
+
+        def run_it() -> None:
+            try:
+                result.append(executor.run(claim))
+            except BaseException as exc:  # handed to the main thread below
+                errors.append(exc)
+
+        worker = threading.Thread(target=run_it)
         worker.start()
         while worker.is_alive():
             if stop.event.wait(0.2):
                 executor.cancel_all(f"interrupted ({stop.reason})")
                 break
         worker.join()
+    if errors:
+        raise errors[0]
     return result[0]

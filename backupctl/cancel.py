@@ -15,7 +15,14 @@ class CancelToken:
         self._event = threading.Event()
         self._deadline = None if timeout is None else time.monotonic() + timeout
         self._timeout = timeout
+        self._lease_until: float | None = None
         self.reason = ""
+
+    def hold_lease_until(self, moment: float) -> None:
+        """The lease is safely ours until `moment` (time.monotonic()); past it, stop.
+        The heartbeat moves it forward after each renewal, so a hung or unreachable
+        database stops the backup before another process may take it over."""
+        self._lease_until = moment
 
     def cancel(self, reason: str) -> None:
         if not self._event.is_set():
@@ -24,9 +31,12 @@ class CancelToken:
 
     @property
     def cancelled(self) -> bool:
-        expired = self._deadline is not None and time.monotonic() >= self._deadline
-        if expired and not self._event.is_set():
-            self.cancel(f"timed out after {self._timeout:g}s")
+        now = time.monotonic()
+        if not self._event.is_set():
+            if self._deadline is not None and now >= self._deadline:
+                self.cancel(f"timed out after {self._timeout:g}s")
+            elif self._lease_until is not None and now >= self._lease_until:
+                self.cancel("lease not renewed in time (ledger unreachable?): stopped")
         return self._event.is_set()
 
     def check(self) -> None:

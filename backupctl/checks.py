@@ -77,6 +77,7 @@ def evaluate(
     critical: list[str] = []
     warning: list[str] = []
     by_app = {str(row["app_id"]): row for row in rows}
+    enabled = set(enabled_apps)
 
     if night_row is None:
         (warning if window_open else critical).append(
@@ -93,7 +94,7 @@ def evaluate(
         if r["status"] in ("pending", "enqueued")
         or (r["status"] == "running" and not r["lease_expired"])
     )
-    unplanned = sorted(a for a in enabled_apps if a not in by_app) if night_row else []
+    unplanned = sorted(a for a in enabled if a not in by_app) if night_row else []
     if failed:
         critical.append(f"{len(failed)} failed ({_names(failed)})")
     if stuck:
@@ -108,8 +109,9 @@ def evaluate(
             f"{len(unplanned)} enabled apps not in this night ({_names(unplanned)})"
         )
 
+    failed_set, stuck_set, open_set = set(failed), set(stuck), set(open_)
     too_old: list[str] = []
-    for app_id in sorted(set(enabled_apps) | set(by_app)):
+    for app_id in sorted(enabled | set(by_app)):
         row = by_app.get(app_id)
         last = last_successes.get(app_id)
         last_at = last["finished_at"] if last else None
@@ -119,18 +121,18 @@ def evaluate(
             int(row["attempts"]) if row else 0,
             last_at,
         )
-        in_progress = window_open and app_id in open_  # judged once its window closes
+        in_progress = window_open and app_id in open_set  # judged once its window closes
         stale = last_at is None or (now - last_at).total_seconds() > max_age
-        if app_id in enabled_apps and stale and not in_progress:
+        if app_id in enabled and stale and not in_progress:
             too_old.append(app_id)
             verdict.problem = "no success " + (
                 "ever"
                 if last_at is None
                 else f"for {format_duration((now - last_at).total_seconds())}"
             )
-        if app_id in failed:
+        if app_id in failed_set:
             verdict.problem = f"failed: {row['error'] if row else ''}"
-        elif app_id in stuck:
+        elif app_id in stuck_set:
             verdict.problem = "stuck: its process died and the lease expired"
         result.apps.append(verdict)
     if too_old:

@@ -42,18 +42,28 @@ def _count(value: Any) -> int:
     return _int_at_least(value, 0)
 
 
+# Far beyond any sane setting, well inside what Postgres intervals and integers hold.
+MAX_INT = 100_000
+MAX_SECONDS = 30 * 86400.0
+
+
 def _int_at_least(value: Any, low: int) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"must be a whole number of at least {low}, got {value!r}")
+    if value > MAX_INT:
+        raise ValueError(f"must be at most {MAX_INT}, got {value}")
     return value
 
 
 def _duration(value: Any) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    seconds = parse_duration(_str(value))
+        seconds = float(value)
+    else:
+        seconds = parse_duration(_str(value))
+    if not 0 <= seconds <= MAX_SECONDS:  # also refuses inf and nan
+        raise ValueError(f"must be between 0s and 30d, got {value!r}")
     return seconds
 
 

@@ -68,9 +68,11 @@ class Executor:
         self._timeout = timeout
         self._retry_wait = retry_wait
         self._tokens: dict[tuple[int, int], CancelToken] = {}
+        self._closing: str | None = None
 
     def cancel_all(self, reason: str) -> None:
-        """Stop every backup in flight (shutdown); their rows are given back."""
+        """Stop every backup in flight, and any that starts from now on."""
+        self._closing = reason
         for token in list(self._tokens.values()):
             token.cancel(reason)
 
@@ -79,6 +81,8 @@ class Executor:
         started = time.monotonic()
         token = CancelToken(self._timeout)
         self._tokens[(claim.id, claim.attempt)] = token
+        if self._closing is not None:  # claimed just as shutdown began
+            token.cancel(self._closing)
         self._heartbeat.track(claim, token, on_renew)
         try:
             return self._run(claim, token, started)
@@ -177,9 +181,7 @@ class Executor:
 
     def _discard(self, claim: Claim, keep: str | None = None) -> None:
         try:
-            storage = self._storage_for(claim)
-            for prefix in attempts_up_to(claim):
-                storage.discard_attempts(prefix, keep=keep)
+            discard_leftovers(self._storage_for(claim), claim, keep)
         except Exception as exc:  # storage down: the next finish of this backup retries
             log.warning(
                 "app %s backup %s: could not remove leftovers: %s",
@@ -192,3 +194,9 @@ class Executor:
     @staticmethod
     def _outcome(claim: Claim, status: str, started: float, **fields: object) -> Outcome:
         return Outcome(claim, status, time.monotonic() - started, **fields)  # type: ignore[arg-type]
+
+
+def discard_leftovers(storage: Storage, claim: Claim, keep: str | None = None) -> None:
+    """Remove what this attempt and earlier ones left in storage, except `keep`."""
+    for prefix in attempts_up_to(claim):
+        storage.discard_attempts(prefix, keep=keep)

@@ -14,11 +14,16 @@ from backupctl.logs import backup_extra
 
 log = logging.getLogger(__name__)
 
+# Of a lease, the part after a renewal was sent during which a backup may go on
+# without hearing back; the rest is margin for clocks and the final publish.
+SAFE_SHARE = 0.75
+
 
 class Heartbeat:
     """Renews leases every lease/3 seconds; a lease not renewed means stop that backup."""
 
     def __init__(self, ledger: Ledger, owner: str, lease: float) -> None:
+        self._shared = ledger
         self._ledger = ledger
         self._owner = owner
         self._lease = lease
@@ -26,22 +31,27 @@ class Heartbeat:
         self._on_renew: dict[tuple[int, int], Callable[[], None]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._last_ok = time.monotonic()
         self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
 
     def __enter__(self) -> Heartbeat:
+        # Its own connection: a statement waiting on a row lock (or a slow finish) on the
+        # shared one must never delay a renewal.
+        self._ledger = self._shared.another()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        self._ledger.close()
 
     def track(
         self, claim: Claim, token: CancelToken, on_renew: Callable[[], None] | None = None
     ) -> None:
         """Renew `claim`'s lease until untracked; call `on_renew` after each renewal
         (a worker extends its message's visibility there)."""
+        # Claimed moments ago for a whole lease; the first renewal comes within a third.
+        token.hold_lease_until(time.monotonic() + self._lease * SAFE_SHARE)
         with self._lock:
             self._held[(claim.id, claim.attempt)] = (claim, token)
             if on_renew is not None:
@@ -57,20 +67,17 @@ class Heartbeat:
         with self._lock:
             held = dict(self._held)
         if not held:
-            self._last_ok = time.monotonic()
             return
+        sent = time.monotonic()
         try:
             kept = self._ledger.heartbeat(self._owner, [i for i, _ in held], self._lease)
         except LedgerUnavailable as exc:
-            # Past a whole lease without renewal another process may own the rows now.
-            if time.monotonic() - self._last_ok > self._lease:
-                for _claim, token in held.values():
-                    token.cancel(f"lease not renewed for {self._lease:g}s: {exc}")
+            # Each backup stops by itself when its last renewal runs out (see track).
             log.warning("cannot renew leases: %s", exc)
             return
-        self._last_ok = time.monotonic()
         for key, (claim, token) in held.items():
             if key in kept:
+                token.hold_lease_until(sent + self._lease * SAFE_SHARE)
                 self._renewed(key, claim)
             else:
                 log.warning(

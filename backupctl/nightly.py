@@ -58,11 +58,13 @@ def run_night(
     kind_options: KindOptions | None = None,
     only_app: str | None = None,
     on_planned: Callable[[int], None] = lambda _: None,
+    plan: bool = True,
 ) -> NightReport:
     """Plan `run_date` for the enabled apps and run what is claimable until nothing is left."""
     stop = stop or Stop()
     enabled = [app for app in apps if app.enabled]
-    ledger.plan(run_date, [app.id for app in enabled])
+    if plan:  # a retry works on the night as it was planned, not on today's registry
+        ledger.plan(run_date, [app.id for app in enabled])
     report = NightReport(run_date)
 
     with Heartbeat(ledger, owner, run.lease) as heartbeat:

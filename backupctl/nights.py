@@ -6,6 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from backupctl.durations import Window
+from backupctl.errors import UsageError
 
 
 def _local(day: date, clock: time, tz: ZoneInfo) -> datetime:
@@ -58,6 +59,9 @@ def resolve_night(
     claiming stops when that window closes.
     """
     if explicit is not None:
+        if explicit > now.astimezone(tz).date() + timedelta(days=1):
+            # It would also record every night up to it as missed.
+            raise UsageError(f"--date {explicit} is in the future")
         return explicit, None
     night = night_for(now, window, tz)
     if night is None:

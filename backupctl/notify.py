@@ -37,9 +37,13 @@ class NightMonitor:
         night_status: str | None,
         app_ids: Sequence[str],
         note: str | None = None,
+        ping: bool = True,
     ) -> None:
-        summary = night_summary(night, rows, night_status=night_status, note=note)
-        self._pinger.finish(ok, summary)
+        """Ping success or /fail (unless `ping` is False: the workers will), and write
+        the metrics file."""
+        if ping:
+            summary = night_summary(night, rows, night_status=night_status, note=note)
+            self._pinger.finish(ok, summary)
         write_night_metrics(self._settings, ledger, night, rows, night_status, app_ids)
 
 
@@ -66,13 +70,12 @@ def write_night_metrics(
 
 
 def night_closed(settings: Settings, ledger: Ledger, night: date, app_ids: Sequence[str]) -> None:
-    """A worker finished a night's last backup: refresh the metrics file."""
+    """A worker finished a night's last backup: ping how the night ended (enqueue
+    mode's run-nightly only pinged /start) and refresh the metrics file."""
     row = ledger.get_night(night)
-    write_night_metrics(
-        settings,
-        ledger,
-        night,
-        ledger.night_backups(night),
-        str(row["status"]) if row else None,
-        app_ids,
+    status = str(row["status"]) if row else None
+    rows = ledger.night_backups(night)
+    Pinger(settings.ping_url).finish(
+        status == "complete", night_summary(night, rows, night_status=status)
     )
+    write_night_metrics(settings, ledger, night, rows, status, app_ids)

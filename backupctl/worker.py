@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from backupctl.config import RunSettings
+from backupctl.errors import LedgerUnavailable
 from backupctl.executor import Executor, Outcome
 from backupctl.heartbeat import Heartbeat
 from backupctl.kinds import KindOptions
@@ -71,7 +72,7 @@ class Worker:
         self.report = WorkerReport()
         self._lock = threading.Lock()
         self._inflight: set[Future[None]] = set()
-        self._poll_error: QueueUnavailable | None = None
+        self._poll_error: QueueUnavailable | LedgerUnavailable | None = None
 
     def serve(self, stop: Stop, *, once: bool, grace: float, poll: int = 20) -> WorkerReport:
         """Receive and run jobs until `stop` (or, with `once`, until the queue is drained).
@@ -107,7 +108,7 @@ class Worker:
                 # A poll still in progress is not waited for: what it brings in is
                 # hidden for RECEIVE_VISIBILITY only, or handed back if it returns now.
                 poller.join(timeout=0 if stop.hard.is_set() else 1)
-        if self._poll_error is not None:
+        if self._poll_error is not None and once:
             raise self._poll_error
         return self.report
 
@@ -140,7 +141,7 @@ class Worker:
             with self._lock:
                 for message in received:
                     self._inflight.add(pool.submit(self._handle, executor, message))
-            if once and not received and not busy:
+            if once and ((not received and not busy) or self._poll_error is not None):
                 return
 
     def _wind_down(self, executor: Executor, stop: Stop, grace: float) -> None:
@@ -166,6 +167,12 @@ class Worker:
     def _handle(self, executor: Executor, message: Received) -> None:
         try:
             self._handle_job(executor, message)
+        except (LedgerUnavailable, QueueUnavailable) as exc:
+            # The message comes back after its visibility timeout; a --once run ends
+            # with exit 3 instead of claiming it did its job.
+            log.error("message %s: %s", message.message_id, exc)
+            with self._lock:
+                self._poll_error = self._poll_error or exc
         except Exception:
             # One bad job never stops the loop; the message comes back after its
             # visibility timeout and the ledger decides again.
@@ -191,6 +198,10 @@ class Worker:
             self._run.max_attempts,
         )
         if claim is None:
+            # A holder that died on the last attempt leaves a row nobody may claim:
+            # fail it here, or the night never ends.
+            for dead in self._ledger.reap_expired(job.run_date, self._run.max_attempts):
+                executor.discard_leftovers(dead)
             self._settle_unclaimed(message, job.backup_id, job.app_id, job.run_date)
             return
         self._queue.extend(message, self.visibility)  # ours now: hidden as long as the lease

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from backupctl.ledger import Ledger
     from backupctl.nightly import NightReport
     from backupctl.registry import App
+    from backupctl.storage import Storages
 
 
 def _summary(report: NightReport) -> str:
@@ -103,7 +104,7 @@ def run_nightly(
 
     ledger = open_ledger(settings)
     if settings.run.mode == "enqueue":
-        _enqueue(ctx, settings, apps, ledger, night, as_json)
+        _enqueue(ctx, settings, apps, ledger, storages, night, as_json)
         return
     stop = stop_on_signals()
 
@@ -171,6 +172,7 @@ def _enqueue(
     settings: Settings,
     apps: list[App],
     ledger: Ledger,
+    storages: Storages,
     night: date,
     as_json: bool,
 ) -> None:
@@ -190,6 +192,7 @@ def _enqueue(
             queue=queue,
             run=settings.run,
             resend_after=settings.queue_resend_after,
+            storages=storages,
         )
         exit_code[0] = report.exit_code
     rejected = f"{len(report.rejected)} rejected by the queue" if report.rejected else None
@@ -199,6 +202,7 @@ def _enqueue(
         ok=report.exit_code == 0,
         rows=report.rows,
         night_status=None,
+        ping=report.exit_code != 0,  # else the worker that finishes the night pings
         app_ids=[app.id for app in apps if app.enabled],
         note=rejected,
     )

@@ -60,7 +60,9 @@ def retry(ctx: click.Context, run_date: date, app_id: str | None) -> None:
                 queue=SqsQueue(settings.queue_url),
                 run=settings.run,
                 resend_after=settings.queue_resend_after,
+                storages=storages,
                 only_app=app_id,
+                plan=False,
             )
             click.echo(
                 f"sent {sent.sent} to the queue; `backupctl status --date {run_date}` "
@@ -81,6 +83,7 @@ def retry(ctx: click.Context, run_date: date, app_id: str | None) -> None:
                 on_outcome=lambda o: click.echo(outcome_line(o)),
                 kind_options=kind_options(settings),
                 only_app=app_id,
+                plan=False,
             )
             still = [
                 str(r["app_id"])

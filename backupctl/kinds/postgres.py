@@ -41,6 +41,11 @@ def split_password(dsn: str) -> tuple[str, str | None]:
     except Exception as exc:  # psycopg.ProgrammingError; its text may echo the DSN
         raise BackupFailed(f"invalid DSN: {redact_text(str(exc), [dsn])}") from None
     password = params.pop("password", None)
+    if "sslpassword" in params:  # libpq has no environment variable for it: never in argv
+        raise BackupFailed(
+            "sslpassword in a DSN is not supported: use an unencrypted key file "
+            "readable only by this user, or a passfile"
+        )
     return conninfo.make_conninfo(**{k: str(v) for k, v in params.items()}), (
         str(password) if password is not None else None
     )

@@ -14,6 +14,12 @@ FROM generate_series(
         interval '1 day') AS d
 ON CONFLICT (run_date) DO NOTHING;
 
+-- name: close_earlier_nights
+-- A new night is planned: earlier nights still open are over. They count as
+-- incomplete (a backup that still finishes later recounts its night).
+UPDATE nightly_runs SET status = 'incomplete', finished_at = now()
+WHERE status = 'running' AND run_date < %(run_date)s;
+
 -- name: open_night
 INSERT INTO nightly_runs (run_date, status, started_at)
 VALUES (%(run_date)s, 'running', now())
@@ -272,3 +278,12 @@ ORDER BY app_id, run_date DESC;
 UPDATE backups SET status = 'pruned'
 WHERE id = %(id)s AND status = 'succeeded'
 RETURNING id;
+
+-- name: reap_adhoc
+-- Ad-hoc backups of an app whose process died: nobody takes them over.
+UPDATE backups
+SET status = 'failed', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+    error = 'the process running this backup stopped (its lease expired)'
+WHERE app_id = %(app_id)s AND trigger = 'adhoc' AND status = 'running'
+  AND lease_expires_at < now()
+RETURNING id, app_id, run_date, attempts, trigger;

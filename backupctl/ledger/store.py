@@ -10,12 +10,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row, tuple_row
 
-from backupctl.errors import LedgerUnavailable
+from backupctl.errors import ConfigError, LedgerUnavailable
 from backupctl.ledger.queries import migrations, queries
 from backupctl.redact import redact_text, redact_url
 
@@ -44,24 +45,42 @@ class NightSummary:
     failed: int
 
 
+def _first_line(exc: Exception, url: str) -> str:
+    text = str(exc).strip()
+    return redact_text(text.splitlines()[0] if text else type(exc).__name__, _secrets(url))
+
+
+def _secrets(url: str) -> list[str]:
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    return [url] + ([password, quote(password)] if password else [])
+
+
 @contextmanager
 def _wrap_errors(url: str) -> Iterator[None]:
     try:
         yield
     except psycopg.OperationalError as exc:
-        reason = redact_text(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
         raise LedgerUnavailable(
-            f"the ledger database is unreachable ({redact_url(url)}): {reason}"
+            f"the ledger database is unreachable ({redact_url(url)}): {_first_line(exc, url)}"
         ) from None
 
 
 class Ledger:
     """Ledger queries and compare-and-set transitions on an autocommit connection."""
 
-    def __init__(self, conn: psycopg.Connection[dict[str, Any]], url: str) -> None:
+    def __init__(self, conn: psycopg.Connection[dict[str, Any]], url: str, schema: str) -> None:
         self._conn = conn
         self._url = url
+        self._schema = schema
         self._q = queries()
+
+    def another(self) -> Ledger:
+        """A second connection to the same ledger (the heartbeat's own: a statement
+        waiting on a row lock must never hold up lease renewals)."""
+        return connect_ledger(self._url, self._schema, upgrade=False)
 
     def close(self) -> None:
         self._conn.close()
@@ -82,8 +101,14 @@ class Ledger:
     def plan(self, run_date: date, app_ids: Sequence[str]) -> None:
         """Record the night (and any missed before it) and one pending row per app."""
         with _wrap_errors(self._url), self._conn.transaction(), self._conn.cursor() as cur:
-            params = {"run_date": run_date, "app_ids": list(app_ids)}
-            for name in ("mark_missed_nights", "open_night", "plan_backups"):
+            # Sorted: two hosts planning the same night lock rows in the same order.
+            params = {"run_date": run_date, "app_ids": sorted(app_ids)}
+            for name in (
+                "mark_missed_nights",
+                "close_earlier_nights",
+                "open_night",
+                "plan_backups",
+            ):
                 cur.execute(self._q[name].encode(), params)
 
     def close_night(self, run_date: date) -> NightSummary | None:
@@ -136,6 +161,10 @@ class Ledger:
         return [
             row["app_id"] for row in self._rows("grant_retry", run_date=run_date, app_id=app_id)
         ]
+
+    def reap_adhoc(self, app_id: str) -> list[Claim]:
+        """Fail the app's ad-hoc backups whose process died; return them for clean-up."""
+        return [_claim(row) for row in self._rows("reap_adhoc", app_id=app_id)]
 
     def start_adhoc(self, app_id: str, run_date: date, owner: str, lease: float) -> Claim:
         """Record an ad-hoc backup of `app_id`, already claimed by `owner`."""
@@ -340,16 +369,25 @@ def migrate(conn: psycopg.Connection[Any], schema: str) -> list[int]:
 
 def connect_ledger(url: str, schema: str, *, upgrade: bool = True) -> Ledger:
     """Connect to the ledger at `url`, bring its schema up to date, and return it."""
-    with _wrap_errors(url):
-        conn = psycopg.connect(
-            url,
-            autocommit=True,
-            row_factory=dict_row,
-            connect_timeout=10,
-            options=f"-c search_path={schema}",
-            application_name="backupctl",
-        )
+    try:
+        with _wrap_errors(url):
+            conn = psycopg.connect(
+                url,
+                autocommit=True,
+                row_factory=dict_row,
+                connect_timeout=10,
+                options=f"-c search_path={schema}",
+                application_name="backupctl",
+                # A dead peer is noticed in about a minute, not after hours of TCP retries.
+                keepalives=1,
+                keepalives_idle=20,
+                keepalives_interval=10,
+                keepalives_count=3,
+                tcp_user_timeout=60_000,
+            )
+    except psycopg.ProgrammingError as exc:  # a malformed URL or an unknown option
+        raise ConfigError([f"database_url: {_first_line(exc, url)}"]) from None
     if upgrade:
         with _wrap_errors(url):
             migrate(conn, schema)
-    return Ledger(conn, url)
+    return Ledger(conn, url, schema)

@@ -172,14 +172,22 @@ class S3Storage:
             raise
         writer.close()
         if writer.sha256:
-            # Metadata can't be added to a finished multipart object without copying
-            # it whole; a tag can. The ledger holds the authoritative sha256.
-            with self._errors(key):
-                self.client.put_object_tagging(
-                    Bucket=self.bucket,
-                    Key=full,
-                    Tagging={"TagSet": [{"Key": "sha256", "Value": writer.sha256}]},
-                )
+            self._tag_sha256(full, writer.sha256)
+
+    def _tag_sha256(self, full: str, sha256: str) -> None:
+        # Metadata can't be added to a finished multipart object without copying it
+        # whole; a tag can. The ledger holds the authoritative sha256, so a store or a
+        # policy without tagging costs the tag, not the backup.
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.put_object_tagging(
+                Bucket=self.bucket,
+                Key=full,
+                Tagging={"TagSet": [{"Key": "sha256", "Value": sha256}]},
+            )
+        except (BotoCoreError, ClientError) as exc:
+            log.warning("could not tag s3://%s/%s with its sha256: %s", self.bucket, full, exc)
 
     def _abort(self, full: str, upload_id: str) -> None:
         try:

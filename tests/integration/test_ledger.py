@@ -65,7 +65,7 @@ def test_nights_without_a_run_row_are_recorded_as_missed(ledger: Ledger) -> None
     ledger.plan(NIGHT + timedelta(days=3), ["a"])
     rows = ledger._conn.execute("SELECT run_date, status FROM nightly_runs ORDER BY 1").fetchall()
     assert [(r["run_date"], r["status"]) for r in rows] == [
-        (NIGHT, "running"),
+        (NIGHT, "incomplete"),  # a later night was planned while it was still open
         (NIGHT + timedelta(days=1), "missed"),
         (NIGHT + timedelta(days=2), "missed"),
         (NIGHT + timedelta(days=3), "running"),
