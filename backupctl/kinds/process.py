@@ -35,6 +35,7 @@ def stream_stdout(
             stderr=subprocess.PIPE,
             env=dict(env) if env is not None else None,
             start_new_session=True,  # so a kill reaches the program's own children
+            pipesize=CHUNK,  # the program writes on while we compress the last chunk
         )
     except FileNotFoundError:
         raise BackupFailed(f"{label}: program not found: {argv[0]}") from None

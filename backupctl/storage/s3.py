@@ -70,7 +70,9 @@ class _MultipartWriter:
         self._buffer += data
         while len(self._buffer) >= part_size(self._next_number()):
             size = part_size(self._next_number())
-            self._send(bytes(self._buffer[:size]))
+            with memoryview(self._buffer) as view:  # one copy of the part, not two
+                part = bytes(view[:size])
+            self._send(part)
             del self._buffer[:size]
         return len(data)
 

@@ -424,3 +424,25 @@ def test_a_boolean_is_not_a_whole_number(tmp_path: Path) -> None:
     assert problems_of(excinfo) == [
         f"{path}: [run] parallel: must be a whole number of at least 1, got True"
     ]
+
+
+@pytest.mark.parametrize(
+    ("section", "text", "message"),
+    [
+        ("run", "lease = inf", "[run] lease: must be between 0s and 30d, got inf"),
+        ("run", "timeout = nan", "[run] timeout: must be between 0s and 30d, got nan"),
+        ("run", 'retry_wait = "400d"', "[run] retry_wait: must be between 0s and 30d, got '400d'"),
+        (
+            "run",
+            "max_attempts = 3000000000",
+            "[run] max_attempts: must be at most 100000, got 3000000000",
+        ),
+    ],
+)
+def test_values_past_any_sane_bound_are_refused(
+    tmp_path: Path, section: str, text: str, message: str
+) -> None:
+    path = write(tmp_path / "backupctl.toml", f"[{section}]\n{text}\n")
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings(str(path), env={})
+    assert excinfo.value.problems == [f"{path}: {message}"]

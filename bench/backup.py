@@ -1,0 +1,867 @@
+"""Benchmark a Postgres backup: the raw pipeline against backupctl to file:// and to S3 (moto).
+
+It generates a realistic database (customers, orders, events as jsonb and text documents,
+with two secondary indexes; about ``--size-gb`` GB as ``pg_database_size``) and then
+measures, each as its own process tree:
+
+- raw:       ``pg_dump --format=custom --compress=0 | zstd -3 -q -o FILE``, two processes
+             joined by a pipe (the same pg_dump argv backupctl uses);
+- file://:   the real CLI, ``python -m backupctl run-nightly --date D``, storing to a
+             ``file://`` folder next to the raw output;
+- s3 (moto): the same command storing to ``s3://bucket/prefix`` on a moto server.
+
+Every backupctl run uses a new ``--date`` so it really dumps; its ledger is a separate
+database on the same server. Each variant runs ``--repeat`` times at the base size (order
+alternating between rounds) and the median time is reported, then once more at
+``--scale`` times the size, to see whether peak memory grows with the database.
+
+How it measures:
+
+- Throughput is ``pg_database_size`` of the generated database divided by the wall time
+  of the whole variant (for backupctl: interpreter start, imports, ledger, the backup,
+  publish with fsync, exit), in MB/s with MB = 10^6 bytes. The uncompressed dump size
+  is printed too, for reference; the same basis is used for every variant.
+- Peak RSS (printed in MB = 10^6 bytes) is per process: the kernel's high-water mark of
+  its resident set, ``VmHWM`` in ``/proc/PID/status``. ``ru_maxrss`` from ``wait4`` or
+  ``RUSAGE_CHILDREN`` can't be used for this: on Linux, exec() carries the high-water
+  mark of the memory it replaces into the new program's ``ru_maxrss``, so a pg_dump
+  started by a 60 MB Python process reports at least 60 MB. backupctl itself runs under
+  a small bootstrap that registers an ``atexit`` hook and then starts ``backupctl`` with
+  ``runpy.run_module`` exactly as ``python -m`` does; at exit the hook reads the
+  process's own ``VmHWM`` (exact). pg_dump and zstd (and backupctl's pg_dump child,
+  found by its parent pid) are sampled every 10 ms until they exit; ``VmHWM`` only
+  grows, so this misses at most growth in a process's last 10 ms.
+- CPU is the user + system seconds of the variant's own processes (from ``wait4``:
+  pg_dump and zstd; backupctl with its pg_dump), not of the Postgres server, whose share
+  is the same for all. Unlike wall time it hardly changes when the machine is busy.
+- Between variants the page cache is flushed to disk (``sync``) and the previous
+  artifact is deleted; the database itself stays cached, for every variant alike.
+
+The last line is ``ratio=R``: backupctl's file:// throughput divided by the raw
+pipeline's at the base size, as the median over rounds of (raw time / backupctl time):
+the two run back to back in every round, so they share whatever else the machine does.
+Targets: R >= 0.9; backupctl's peak RSS under 150 MB, and no larger at 4x the size: not
+above the largest base-size peak by more than noise, max(5 MB, 5%, the spread between
+the base-size runs). S3 parts are 8 MiB, so one part more or less alive at the peak
+moves backupctl's RSS by 8 MB from run to run, whatever the size.
+
+Run it with ``.venv/bin/python bench/backup.py`` (about 1 GB, then 4 GB); ``--quick``
+for a smoke run at 0.2 GB; ``--size-gb X``, ``--scale S`` (``--scale 1`` skips the
+repeat), ``--repeat K``. It starts a throwaway Postgres with ``pgserver`` in a temporary
+directory, or uses the server named by ``BACKUPCTL_BENCH_DATABASE_URL`` (where it creates
+two uniquely named databases and drops them at the end), and a moto server on
+127.0.0.1. It needs the ``zstd`` program (``apt-get install zstd``). Everything it
+started or created is removed at the end, also on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from types import FrameType
+from urllib.parse import unquote, urlsplit
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from backupctl.kinds.postgres import embedded_bin_dir, libpq_env, pg_dump_argv, split_password
+from backupctl.redact import redact_url
+
+ENV_URL = "BACKUPCTL_BENCH_DATABASE_URL"
+REPO = Path(__file__).resolve().parent.parent
+MB = 1_000_000
+GB = 1_000_000_000
+APP_ID = "benchdb"
+DSN_ENV = "BENCH_SOURCE_DSN"
+# backupctl refuses a --date after tomorrow: every run takes the next of consecutive past
+# nights, starting this many days ago (the ledger is fresh, so none of them is done yet).
+NIGHTS_BACK = 1000
+ZSTD_LEVEL = 3
+
+# Targets from the issue.
+MIN_RATIO = 0.9
+MAX_RSS_MB = 150.0
+RSS_NOISE_MB = 5.0
+RSS_NOISE_FRACTION = 0.05
+
+# Rows of the `orders` and `events` tables per GB of pg_database_size (measured on
+# Postgres 16); customers get a tenth of that, documents a third.
+UNITS_PER_GB = 1_480_000
+CHUNK_ROWS = 250_000
+
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing-secret-key",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+# -- the database -----------------------------------------------------------------------------
+
+SCHEMA = """
+CREATE TABLE customers (
+    id bigint PRIMARY KEY, name text NOT NULL, email text NOT NULL, country text NOT NULL,
+    signed_up date NOT NULL, balance numeric(12,2) NOT NULL, tier smallint NOT NULL);
+CREATE TABLE orders (
+    id bigint PRIMARY KEY, customer_id bigint NOT NULL, created_at timestamptz NOT NULL,
+    status text NOT NULL, total numeric(12,2) NOT NULL, quantity int NOT NULL, note text);
+CREATE TABLE events (
+    id bigint PRIMARY KEY, occurred_at timestamptz NOT NULL, payload jsonb NOT NULL);
+CREATE TABLE documents (id bigint PRIMARY KEY, title text NOT NULL, body text NOT NULL);
+"""
+
+INDEXES = (
+    "CREATE INDEX orders_by_customer ON orders (customer_id)",
+    "CREATE INDEX events_by_time ON events (occurred_at)",
+)
+
+# Deterministic, mixed-entropy rows: repeated words and enums (compress well), md5 hex
+# (compresses about 2:1), numbers, dates and jsonb. The dump compresses about 5:1.
+FILL = {
+    "customers": """
+INSERT INTO customers
+SELECT g,
+       'Customer ' || (ARRAY['Ann','Bob','Cleo','Dirk','Eva','Femke','Gus','Hana'])[1 + g %% 8]
+           || ' ' || substr(md5(g::text), 1, 8),
+       'user' || g || '@'
+           || (ARRAY['example.com','mail.test','shop.invalid','corp.example'])[1 + g %% 4],
+       (ARRAY['NL','DE','BE','FR','GB','US','ES','IT','PL','SE'])[1 + (g * 7) %% 10],
+       date '2015-01-01' + (g %% 3650)::int,
+       ((g * 37) %% 100000) / 100.0,
+       (g %% 4)::smallint
+FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g""",
+    "orders": """
+INSERT INTO orders
+SELECT g, 1 + (g * 13) %% %(customers)s,
+       timestamptz '2020-01-01' + g * interval '17 seconds',
+       (ARRAY['new','paid','shipped','delivered','returned'])[1 + g %% 5],
+       ((g * 7919) %% 500000) / 100.0, 1 + g %% 12,
+       CASE WHEN g %% 3 = 0
+            THEN 'Leave at the door, ring twice. Ref ' || substr(md5(g::text), 1, 12) END
+FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g""",
+    "events": """
+INSERT INTO events
+SELECT g, timestamptz '2022-01-01' + g * interval '3 seconds',
+       jsonb_build_object(
+           'type', (ARRAY['page_view','click','add_to_cart','checkout','login'])[1 + g %% 5],
+           'user', 1 + (g * 31) %% 1000000,
+           'session', md5((g / 4)::text),
+           'ref', substr(md5((g * 11)::text), 1, 20),
+           'amount', ((g * 7919) %% 100000) / 100.0,
+           'items', jsonb_build_array(g %% 1000, (g * 3) %% 1000, (g * 7) %% 1000),
+           'ua', (ARRAY['Mozilla/5.0 (X11; Linux x86_64)',
+                        'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0)',
+                        'curl/8.5.0'])[1 + g %% 3],
+           'ok', g %% 17 <> 0)
+FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g""",
+    "documents": """
+INSERT INTO documents
+SELECT g,
+       'Document ' || g || ': '
+           || (ARRAY['invoice','contract','manual','report','memo'])[1 + g %% 5],
+       'The quick brown fox jumps over the lazy dog. ' || md5(g::text) || md5((g * 3)::text)
+           || ' ' || md5((g * 5)::text) || ' '
+           || repeat((ARRAY['Lorem ipsum dolor sit amet, consectetur adipiscing elit. ',
+                            'Sed do eiusmod tempor incididunt ut labore et dolore magna. ',
+                            'Ut enim ad minim veniam, quis nostrud exercitation. '])[1 + g %% 3],
+                     (1 + g %% 3)::int)
+           || md5((g * 7)::text) || ' ' || md5((g * 13)::text) || md5((g * 17)::text)
+FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g""",
+}
+
+
+def table_rows(size_gb: float) -> dict[str, int]:
+    units = max(10_000, int(size_gb * UNITS_PER_GB))
+    return {
+        "customers": units // 10,
+        "orders": units,
+        "events": units,
+        "documents": units // 3,
+    }
+
+
+def database_size(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def generate(dsn: str, size_gb: float) -> None:
+    """Fill an empty database with about `size_gb` GB, in parallel chunks; then index,
+    VACUUM (so no hint-bit writes land in a measured dump) and CHECKPOINT."""
+    rows = table_rows(size_gb)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(SCHEMA)
+    jobs = [
+        (name, lo, min(count, lo + CHUNK_ROWS - 1))
+        for name, count in rows.items()
+        for lo in range(1, count + 1, CHUNK_ROWS)
+    ]
+
+    def fill(job: tuple[str, int, int]) -> None:
+        name, lo, hi = job
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(FILL[name].encode(), {"lo": lo, "hi": hi, "customers": rows["customers"]})
+
+    pool = ThreadPoolExecutor(min(4, os.cpu_count() or 2))
+    try:
+        for _ in pool.map(fill, jobs):
+            pass
+    finally:  # on Ctrl-C: start no more chunks
+        pool.shutdown(wait=True, cancel_futures=True)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for statement in INDEXES:
+            conn.execute(statement.encode())
+        conn.execute("VACUUM (ANALYZE)")
+        with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+            conn.execute("CHECKPOINT")
+
+
+# -- servers and scratch space ----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def server_url() -> Iterator[str]:
+    """$BACKUPCTL_BENCH_DATABASE_URL, or a throwaway pgserver deleted at the end."""
+    given = os.environ.get(ENV_URL)
+    if given:
+        yield given
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pgserver warns when XDG_RUNTIME_DIR is unset
+        import pgserver
+
+    with tempfile.TemporaryDirectory(prefix="backupctl-bench-backup-pg-") as tmp:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = pgserver.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")  # type: ignore[attr-defined]
+        try:
+            yield str(server.get_uri())
+        finally:
+            server.cleanup()
+
+
+@contextlib.contextmanager
+def scratch_database(url: str, prefix: str) -> Iterator[str]:
+    """A new, uniquely named database on the server; dropped (connections and all) at the end."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield make_conninfo(url, dbname=name)
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's server on 127.0.0.1, in its own session so Ctrl-C reaches our cleanup first."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the moto server did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        terminate(proc)
+
+
+def terminate(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a process this benchmark started (and reap it)."""
+    if proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        with contextlib.suppress(ChildProcessError):
+            proc.wait(timeout=10)
+
+
+def reap(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
+    """Wait for `proc` (wait4): its exit code and the CPU seconds (user + system) used by
+    it and by the children it reaped."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, usage.ru_utime + usage.ru_stime
+
+
+SAMPLE_SECONDS = 0.01
+SCAN_SECONDS = 0.1
+
+
+def hwm_kib(pid: int) -> int | None:
+    """The peak RSS of a live process (VmHWM), in KiB; None once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def comm_and_ppid(pid: int | str) -> tuple[str, int] | None:
+    """A live process's program name and parent pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    # pid (comm) state ppid ...; comm may contain spaces and parentheses.
+    comm = stat[stat.index(b"(") + 1 : stat.rindex(b")")].decode(errors="replace")
+    return comm, int(stat[stat.rindex(b")") + 2 :].split()[1])
+
+
+def children_of(parents: set[int]) -> dict[int, str]:
+    """Live processes whose parent is in `parents` and that run a program of their own
+    (a child between fork and exec still shares its parent's memory and name)."""
+    found: dict[int, str] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        child = comm_and_ppid(entry)
+        if child is None or child[1] not in parents:
+            continue
+        parent = comm_and_ppid(child[1])
+        if parent is not None and parent[0] != child[0]:
+            found[int(entry)] = child[0]
+    return found
+
+
+class PeakSampler:
+    """Samples the VmHWM of some processes and of their descendants until stopped."""
+
+    def __init__(self, roots: dict[int, str]) -> None:
+        self._names = dict(roots)  # pid -> label
+        self.peaks_kib: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        next_scan = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= next_scan:
+                for pid, comm in children_of(set(self._names)).items():
+                    self._names.setdefault(pid, comm)
+                next_scan = now + SCAN_SECONDS
+            for pid, name in list(self._names.items()):
+                kib = hwm_kib(pid)
+                if kib is not None and kib > self.peaks_kib.get(name, 0):
+                    self.peaks_kib[name] = kib
+            if self._stop.wait(SAMPLE_SECONDS):
+                return
+
+    def peaks_mb(self) -> dict[str, float]:
+        return {name: kib_to_mb(kib) for name, kib in self.peaks_kib.items()}
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without settings that could steer backupctl, libpq or boto3."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("BACKUPCTL_", "AWS_", "PG")) and k != DSN_ENV
+    }
+
+
+def kib_to_mb(kib: int) -> float:
+    # ru_maxrss is in KiB on Linux.
+    return kib * 1024 / MB
+
+
+# -- the variants -----------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    seconds: float
+    rss: dict[str, float]  # process -> peak RSS in MB
+    stored_bytes: int
+    cpu_seconds: float  # user + system of the variant's processes (not the Postgres server)
+    backup_seconds: float | None = None  # the backup itself, per the ledger (backupctl only)
+    fsync_seconds: float | None = None  # fsync of the raw output after the fact (raw only)
+
+
+@dataclass
+class Variant:
+    label: str
+    run: Callable[[str], Run]  # argument: a tag for this run's output
+    runs: list[Run] = field(default_factory=list)
+
+
+def raw_pipeline(pg_dump: str, zstd: str, source_dsn: str, out_dir: Path) -> Callable[[str], Run]:
+    conninfo, password = split_password(source_dsn)
+    argv = pg_dump_argv(pg_dump, conninfo)
+    env = libpq_env(password, clean_env())
+
+    def run(tag: str) -> Run:
+        out = out_dir / f"raw-{tag}.pgdump.zst"
+        started = time.perf_counter()
+        dump = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env)
+        try:
+            assert dump.stdout is not None
+            compress = subprocess.Popen(
+                [zstd, f"-{ZSTD_LEVEL}", "-q", "-f", "-o", str(out)], stdin=dump.stdout
+            )
+        except BaseException:
+            kill(dump)
+            raise
+        dump.stdout.close()
+        try:
+            with PeakSampler({dump.pid: "pg_dump", compress.pid: "zstd"}) as sampler:
+                dump_code, dump_cpu = reap(dump)
+                zstd_code, zstd_cpu = reap(compress)
+            seconds = time.perf_counter() - started
+        finally:
+            kill(dump)
+            kill(compress)
+        if dump_code != 0 or zstd_code != 0:
+            raise RuntimeError(f"raw pipeline failed: pg_dump exit {dump_code}, zstd {zstd_code}")
+        fd = os.open(out, os.O_RDONLY)
+        try:
+            synced = time.perf_counter()
+            os.fsync(fd)
+            fsync_seconds = time.perf_counter() - synced
+        finally:
+            os.close(fd)
+        return Run(
+            seconds,
+            {name: sampler.peaks_mb().get(name, 0.0) for name in ("pg_dump", "zstd")},
+            out.stat().st_size,
+            dump_cpu + zstd_cpu,
+            fsync_seconds=fsync_seconds,
+        )
+
+    return run
+
+
+# Runs backupctl exactly as `python -m backupctl ARGS` does, and writes at exit this
+# process's peak RSS (VmHWM, KiB) to the file named by argv[1].
+BOOTSTRAP = """\
+import atexit, runpy, sys
+def _record(path=sys.argv[1]):
+    with open("/proc/self/status") as fh:
+        hwm = [line.split()[1] for line in fh if line.startswith("VmHWM:")]
+    with open(path, "w") as fh:
+        fh.write(hwm[0])
+atexit.register(_record)
+sys.argv = ["backupctl", *sys.argv[2:]]
+runpy.run_module("backupctl", run_name="__main__", alter_sys=True)
+"""
+
+
+@dataclass
+class Backupctl:
+    """Everything the backupctl CLI runs with; one new night per run."""
+
+    ledger_dsn: str
+    source_dsn: str
+    workdir: Path
+    bin_dir: str
+    nights: Iterator[date]
+
+    def env(self, storage: str, extra: dict[str, str]) -> dict[str, str]:
+        env = clean_env()
+        config = self.workdir / "backupctl.toml"
+        config.write_text("# empty: every setting comes from the environment\n")
+        registry = self.workdir / "apps.toml"
+        registry.write_text(
+            f'[[app]]\nid = "{APP_ID}"\nkind = "postgres"\n'
+            f'dsn_env = "{DSN_ENV}"\npg_bin_dir = {json.dumps(self.bin_dir)}\n'
+        )
+        env.update(
+            BACKUPCTL_CONFIG=str(config),
+            BACKUPCTL_DATABASE_URL=self.ledger_dsn,
+            BACKUPCTL_REGISTRY=str(registry),
+            BACKUPCTL_STORAGE=storage,
+            BACKUPCTL_RUN_MAX_ATTEMPTS="1",
+            BACKUPCTL_RUN_PARALLEL="1",
+            PYTHONPATH=str(REPO),
+            **{DSN_ENV: self.source_dsn},
+            **extra,
+        )
+        return env
+
+    def variant(
+        self, storage: str, extra_env: dict[str, str], remove: Callable[[str], None]
+    ) -> Callable[[str], Run]:
+        env = self.env(storage, extra_env)
+
+        def run(tag: str) -> Run:
+            night = next(self.nights)
+            usage_file = self.workdir / f"hwm-{tag}.txt"
+            usage_file.unlink(missing_ok=True)
+            argv = [sys.executable, "-c", BOOTSTRAP, str(usage_file)]
+            argv += ["run-nightly", "--date", night.isoformat()]
+            log = self.workdir / f"backupctl-{tag}.log"
+            with log.open("wb") as out:
+                started = time.perf_counter()
+                proc = subprocess.Popen(
+                    argv,
+                    env=env,
+                    cwd=self.workdir,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=out,
+                )
+                try:
+                    with PeakSampler({proc.pid: "backupctl"}) as sampler:
+                        code, cpu = reap(proc)
+                    seconds = time.perf_counter() - started
+                finally:
+                    kill(proc)
+            if code != 0:
+                text = log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"backupctl run-nightly exited {code}:\n{text}")
+            status, uri, size, backup_seconds = self.row(night)
+            if status != "succeeded" or not uri or not size:
+                raise RuntimeError(f"backupctl's backup of {night} is {status}, not succeeded")
+            remove(uri)
+            rss = sampler.peaks_mb()
+            with contextlib.suppress(OSError, ValueError):  # exact, unless the hook didn't run
+                rss["backupctl"] = max(
+                    rss.get("backupctl", 0.0), kib_to_mb(int(usage_file.read_text()))
+                )
+            rss = {"backupctl": rss.get("backupctl", 0.0), "pg_dump": rss.get("pg_dump", 0.0)}
+            return Run(seconds, rss, size, cpu, backup_seconds=backup_seconds)
+
+        return run
+
+    def row(self, night: date) -> tuple[str, str | None, int | None, float | None]:
+        with psycopg.connect(self.ledger_dsn, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT status, artifact_uri, size_bytes,"
+                " extract(epoch FROM finished_at - started_at)::float8"
+                " FROM backupctl.backups WHERE app_id = %s AND run_date = %s",
+                [APP_ID, night],
+            ).fetchone()
+        if row is None:
+            raise RuntimeError(f"no ledger row for {APP_ID} on {night}")
+        return str(row[0]), row[1], row[2], row[3]
+
+
+def remove_file_artifact(uri: str) -> None:
+    Path(unquote(urlsplit(uri).path)).unlink()
+
+
+def decompressed_size(zstd: str, path: Path) -> int:
+    """Bytes of `zstd -dc path`: the uncompressed pg_dump archive."""
+    proc = subprocess.Popen([zstd, "-dc", str(path)], stdout=subprocess.PIPE)
+    total = 0
+    try:
+        assert proc.stdout is not None
+        while chunk := proc.stdout.read(1 << 20):
+            total += len(chunk)
+    finally:
+        proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"zstd -dc {path} exited {proc.returncode}")
+    return total
+
+
+# -- reporting --------------------------------------------------------------------------------
+
+
+def rss_text(rss: dict[str, float]) -> str:
+    return ", ".join(f"{name} {mb:.0f} MB" for name, mb in rss.items())
+
+
+def peak_rss(runs: Sequence[Run]) -> dict[str, float]:
+    peaks: dict[str, float] = {}
+    for run in runs:
+        for name, mb in run.rss.items():
+            peaks[name] = max(peaks.get(name, 0.0), mb)
+    return peaks
+
+
+def median_seconds(runs: Sequence[Run]) -> float:
+    return statistics.median(run.seconds for run in runs)
+
+
+def variant_line(label: str, db_bytes: int, runs: Sequence[Run]) -> str:
+    seconds = median_seconds(runs)
+    line = (
+        f"{label:<14}{db_bytes / GB:.2f} GB in {seconds:.2f}s = {db_bytes / MB / seconds:.1f} MB/s"
+        f"  peak RSS {rss_text(peak_rss(runs))}"
+    )
+    notes = [
+        f"CPU {statistics.median(r.cpu_seconds for r in runs):.2f}s",
+        f"stored {statistics.median(r.stored_bytes for r in runs) / MB:.0f} MB",
+    ]
+    backup = [r.backup_seconds for r in runs if r.backup_seconds is not None]
+    if backup:
+        notes.append(f"backup step {statistics.median(backup):.2f}s")
+    fsync = [r.fsync_seconds for r in runs if r.fsync_seconds is not None]
+    if fsync:
+        notes.append(f"fsync afterwards {statistics.median(fsync):.2f}s, not counted")
+    if len(runs) > 1:
+        notes.append("median of " + ", ".join(f"{r.seconds:.2f}s" for r in runs))
+    return f"{line}  ({'; '.join(notes)})"
+
+
+def rss_range(runs: Sequence[Run], name: str) -> tuple[float, float]:
+    values = [run.rss[name] for run in runs if name in run.rss]
+    return min(values), max(values)
+
+
+def no_growth(base: Sequence[Run], scaled: Sequence[Run], name: str) -> bool:
+    """Peak RSS at the larger size exceeds none at the base size by more than noise:
+    max(5 MB, 5%, the spread between the base-size runs themselves)."""
+    low, high = rss_range(base, name)
+    noise = max(RSS_NOISE_MB, high * RSS_NOISE_FRACTION, high - low)
+    return rss_range(scaled, name)[1] <= high + noise
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+def measure(variants: Sequence[Variant], repeat: int, tag: str) -> None:
+    for i in range(repeat):
+        order = list(variants) if i % 2 == 0 else list(reversed(variants))
+        for variant in order:
+            os.sync()  # earlier runs' dirty pages go to disk before this one starts
+            variant.runs.append(variant.run(f"{tag}-{i}"))
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--size-gb", type=float, default=None, help="database size in GB (1.0; 0.2 with --quick)"
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=4.0,
+        help="repeat once at this multiple of the size, for peak RSS (4; 1 skips it)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=None, help="runs per variant at the base size (3; 1 quick)"
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 0.2 GB, one run each")
+    args = parser.parse_args(argv)
+    if args.size_gb is None:
+        args.size_gb = 0.2 if args.quick else 1.0
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 3
+    if args.size_gb <= 0 or not 1 <= args.repeat <= 100 or args.scale <= 0:
+        parser.error("--size-gb and --scale must be positive, --repeat from 1 to 100")
+    return args
+
+
+def on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    zstd = shutil.which("zstd")
+    if zstd is None:
+        print(
+            "bench/backup.py: the zstd program is not installed (not on PATH); the raw"
+            " pipeline `pg_dump | zstd -3` needs it. Install it (Debian/Ubuntu:"
+            " `apt-get install zstd`) and run again.",
+            file=sys.stderr,
+        )
+        return 2
+    bin_dir = embedded_bin_dir()
+    if bin_dir is None:
+        print(
+            "bench/backup.py: pgserver's pg_dump not found: pip install pgserver", file=sys.stderr
+        )
+        return 2
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        with contextlib.ExitStack() as stack:
+            ratio = run(stack, args, zstd, str(bin_dir))
+    except KeyboardInterrupt:
+        print("bench/backup.py: interrupted; everything it started was stopped", file=sys.stderr)
+        return 130
+    print(f"ratio={ratio:.2f}")
+    return 0
+
+
+def run(stack: contextlib.ExitStack, args: argparse.Namespace, zstd: str, bin_dir: str) -> float:
+    import boto3
+
+    url = stack.enter_context(server_url())
+    work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="backupctl-bench-backup-")))
+    endpoint = stack.enter_context(moto_server())
+    ledger_dsn = stack.enter_context(scratch_database(url, "bench_ledger"))
+    (work / "out").mkdir()
+    storage_dir = work / "storage"
+    storage_dir.mkdir()
+
+    s3 = boto3.session.Session(
+        aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+        region_name=AWS_ENV["AWS_REGION"],
+    ).client("s3", endpoint_url=endpoint)
+    bucket = f"bench-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+
+    def remove_s3_artifact(uri: str) -> None:
+        parts = urlsplit(uri)
+        s3.delete_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))
+
+    first = date.today() - timedelta(days=NIGHTS_BACK)
+    nights = (first + timedelta(days=i) for i in range(NIGHTS_BACK))
+    with psycopg.connect(url, autocommit=True) as conn:
+        version = conn.execute("SHOW server_version").fetchone()
+    print(
+        f"server {redact_url(url)} (Postgres {version[0] if version else '?'}), zstd {zstd},"
+        f" {os.cpu_count()} CPUs; throughput = pg_database_size / wall time, MB = 10^6 bytes"
+    )
+    sys.stdout.flush()
+
+    def round_at(size_gb: float, repeat: int, suffix: str) -> tuple[int, list[Variant]]:
+        with scratch_database(url, "bench_data") as source_dsn:
+            started = time.perf_counter()
+            generate(source_dsn, size_gb)
+            db_bytes = database_size(source_dsn)
+            took = time.perf_counter() - started
+            backupctl = Backupctl(ledger_dsn, source_dsn, work, bin_dir, nights)
+            variants = [
+                Variant(
+                    "raw",
+                    raw_pipeline(str(Path(bin_dir) / "pg_dump"), zstd, source_dsn, work / "out"),
+                ),
+                Variant(
+                    "file://",
+                    backupctl.variant(storage_dir.as_uri(), {}, remove_file_artifact),
+                ),
+                Variant(
+                    "s3 (moto)",
+                    backupctl.variant(
+                        f"s3://{bucket}/nightly",
+                        {**AWS_ENV, "AWS_ENDPOINT_URL_S3": endpoint},
+                        remove_s3_artifact,
+                    ),
+                ),
+            ]
+            print(
+                f"{'database' + suffix:<14}{db_bytes / GB:.2f} GB (pg_database_size) generated in"
+                f" {took:.1f}s; {repeat} run(s) per variant"
+            )
+            sys.stdout.flush()
+            measure(variants, repeat, suffix.strip() or "1x")
+            raw_out = work / "out" / f"raw-{suffix.strip() or '1x'}-0.pgdump.zst"
+            dump_bytes = decompressed_size(zstd, raw_out)
+            for path in (work / "out").iterdir():
+                path.unlink()
+        for variant in variants:
+            print(variant_line(f"{variant.label}{suffix}", db_bytes, variant.runs))
+        print(
+            f"{'dump' + suffix:<14}{dump_bytes / GB:.2f} GB uncompressed"
+            f" ({dump_bytes / db_bytes:.0%} of the database), zstd -{ZSTD_LEVEL} to"
+            f" {variants[0].runs[0].stored_bytes / MB:.0f} MB"
+            f" ({dump_bytes / variants[0].runs[0].stored_bytes:.1f}:1)"
+        )
+        sys.stdout.flush()
+        return db_bytes, variants
+
+    _, base = round_at(args.size_gb, args.repeat, "")
+    # Throughput ratio = raw time / backupctl time; the median over rounds, since the two
+    # run back to back in every round and so share whatever else the machine is doing.
+    ratio = statistics.median(
+        raw.seconds / ours.seconds for raw, ours in zip(base[0].runs, base[1].runs, strict=True)
+    )
+
+    ours = {v.label: peak_rss(v.runs).get("backupctl", 0.0) for v in base[1:]}
+    rss_ok = all(mb < MAX_RSS_MB for mb in ours.values())
+    growth_ok: bool | None = None
+    if args.scale > 1:
+        print(f"--- again at {args.scale:g}x the size, for peak RSS ---")
+        _, scaled = round_at(args.size_gb * args.scale, 1, f" {args.scale:g}x")
+        pairs = []
+        growth_ok = True
+        for b, s in zip(base, scaled, strict=True):
+            before, after = peak_rss(b.runs), peak_rss(s.runs)
+            for name in before:
+                if name in after:
+                    low, high = rss_range(b.runs, name)
+                    was = f"{high:.0f}" if round(low) == round(high) else f"{low:.0f}-{high:.0f}"
+                    pairs.append(f"{b.label} {name} {was} -> {after[name]:.0f} MB")
+                    if name == "backupctl":
+                        growth_ok = growth_ok and no_growth(b.runs, s.runs, name)
+                        rss_ok = rss_ok and after[name] < MAX_RSS_MB
+        print(f"peak RSS 1x -> {args.scale:g}x: " + ", ".join(pairs))
+    verdicts = [
+        f"ratio {ratio:.2f} (>= {MIN_RATIO}: {'ok' if ratio >= MIN_RATIO else 'MISSED'})",
+        f"backupctl peak RSS < {MAX_RSS_MB:.0f} MB: {'ok' if rss_ok else 'MISSED'}",
+    ]
+    if growth_ok is not None:
+        verdicts.append(
+            f"no growth at {args.scale:g}x (within max({RSS_NOISE_MB:.0f} MB,"
+            f" {RSS_NOISE_FRACTION:.0%}, spread at 1x)): {'ok' if growth_ok else 'MISSED'}"
+        )
+    print("targets: " + "; ".join(verdicts))
+    return ratio
+
+
+if __name__ == "__main__":
+    sys.exit(main())
