@@ -64,9 +64,9 @@ def cli(
     ctx.obj = {"config_file": config_file, "quiet": quiet}
 
 
-def main() -> None:
-    """Console script entry point."""
-    from backupctl.cli import (  # noqa: F401  (registers the commands)
+def register_commands() -> click.Group:
+    """Import every command module (each adds its commands to `cli`); return `cli`."""
+    from backupctl.cli import (  # noqa: F401  (imported for their commands)
         backup,
         check,
         config_cmd,
@@ -80,4 +80,9 @@ def main() -> None:
         worker,
     )
 
-    cli(prog_name="backupctl")
+    return cli
+
+
+def main() -> None:
+    """Console script entry point."""
+    register_commands()(prog_name="backupctl")

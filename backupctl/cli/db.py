@@ -16,7 +16,15 @@ def db() -> None:
 @db.command("upgrade")
 @click.pass_context
 def upgrade(ctx: click.Context) -> None:
-    """Apply pending ledger migrations (every command also does this at start)."""
+    """Apply pending ledger migrations (every command also does this at start).
+
+    Migrations are numbered SQL files applied once each, in order, under an
+    advisory lock, so several hosts upgrading at once is safe.
+
+    \b
+    Example:
+      backupctl db upgrade
+    """
     settings = settings_from(ctx)
     from backupctl.context import open_ledger
 
