@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -120,8 +120,9 @@ class Worker:
                 self._inflight = {f for f in self._inflight if not f.done()}
                 free = self._concurrency - len(self._inflight)
                 busy = bool(self._inflight)
-            if free <= 0:
-                time.sleep(0.2)
+                running = set(self._inflight)
+            if free <= 0:  # receive again as soon as a slot frees up
+                wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
                 continue
             try:
                 received = self._queue.receive(

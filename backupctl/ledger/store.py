@@ -22,6 +22,9 @@ from backupctl.redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
+# A plan that adds this many rows refreshes the table's statistics at once.
+ANALYZE_AFTER = 10_000
+
 # Taken (per transaction) while migrating, so concurrent first runs don't race.
 MIGRATION_LOCK = 0x6261636B7570  # "backup"
 
@@ -110,6 +113,12 @@ class Ledger:
                 "plan_backups",
             ):
                 cur.execute(self._q[name].encode(), params)
+            added = cur.rowcount
+        if added >= ANALYZE_AFTER:
+            # Until autovacuum gets to it the planner believes the night is empty and
+            # picks plans that re-read the whole night for each batch.
+            with _wrap_errors(self._url):
+                self._conn.execute("ANALYZE backups")
 
     def close_night(self, run_date: date) -> NightSummary | None:
         """Recount the night from its rows and mark it complete, incomplete or running."""
