@@ -62,7 +62,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -70,7 +69,6 @@ import tempfile
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -86,7 +84,11 @@ from psycopg.conninfo import make_conninfo
 from backupctl.kinds.postgres import embedded_bin_dir, libpq_env, pg_dump_argv, split_password
 from backupctl.redact import redact_url
 
-ENV_URL = "BACKUPCTL_BENCH_DATABASE_URL"
+if not __package__:  # run as `python bench/backup.py`: put the repo root on sys.path for bench.*
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.servers import database_url, moto_server
+
 REPO = Path(__file__).resolve().parent.parent
 MB = 1_000_000
 GB = 1_000_000_000
@@ -244,27 +246,6 @@ def generate(dsn: str, size_gb: float) -> None:
 
 
 @contextlib.contextmanager
-def server_url() -> Iterator[str]:
-    """$BACKUPCTL_BENCH_DATABASE_URL, or a throwaway pgserver deleted at the end."""
-    given = os.environ.get(ENV_URL)
-    if given:
-        yield given
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pgserver warns when XDG_RUNTIME_DIR is unset
-        import pgserver
-
-    with tempfile.TemporaryDirectory(prefix="backupctl-bench-backup-pg-") as tmp:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            server = pgserver.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")  # type: ignore[attr-defined]
-        try:
-            yield str(server.get_uri())
-        finally:
-            server.cleanup()
-
-
-@contextlib.contextmanager
 def scratch_database(url: str, prefix: str) -> Iterator[str]:
     """A new, uniquely named database on the server; dropped (connections and all) at the end."""
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
@@ -277,51 +258,6 @@ def scratch_database(url: str, prefix: str) -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def moto_server() -> Iterator[str]:
-    """moto's server on 127.0.0.1, in its own session so Ctrl-C reaches our cleanup first."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the moto server did not start") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        terminate(proc)
-
-
-def terminate(proc: subprocess.Popen[bytes]) -> None:
-    """Stop a process this benchmark started (and reap it)."""
-    if proc.returncode is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 def kill(proc: subprocess.Popen[bytes]) -> None:
@@ -748,7 +684,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(stack: contextlib.ExitStack, args: argparse.Namespace, zstd: str, bin_dir: str) -> float:
     import boto3
 
-    url = stack.enter_context(server_url())
+    url = stack.enter_context(database_url("backupctl-bench-backup-pg-"))
     work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="backupctl-bench-backup-")))
     endpoint = stack.enter_context(moto_server())
     ledger_dsn = stack.enter_context(scratch_database(url, "bench_ledger"))

@@ -62,7 +62,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -70,7 +69,6 @@ import tempfile
 import threading
 import time
 import uuid
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -94,7 +92,11 @@ from backupctl.stop import Stop
 from backupctl.storage import Storages
 from backupctl.worker import Worker
 
-ENV_URL = "BACKUPCTL_BENCH_DATABASE_URL"
+if not __package__:  # run as `python bench/enqueue.py`: put the repo root on sys.path for bench.*
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.servers import database_url, moto_server
+
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -535,27 +537,6 @@ def worker_bench(
 
 
 @contextlib.contextmanager
-def database_url() -> Iterator[str]:
-    """$BACKUPCTL_BENCH_DATABASE_URL, or a throwaway pgserver deleted at the end."""
-    given = os.environ.get(ENV_URL)
-    if given:
-        yield given
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pgserver warns when XDG_RUNTIME_DIR is unset
-        import pgserver
-
-    with tempfile.TemporaryDirectory(prefix="backupctl-bench-pg-") as tmp:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            server = pgserver.get_server(Path(tmp) / "pgdata", cleanup_mode="delete")  # type: ignore[attr-defined]
-        try:
-            yield str(server.get_uri())
-        finally:
-            server.cleanup()
-
-
-@contextlib.contextmanager
 def bench_schema(url: str) -> Iterator[str]:
     """A new schema name for the ledger; dropped at the end."""
     name = f"bench_enqueue_{uuid.uuid4().hex[:8]}"
@@ -564,46 +545,6 @@ def bench_schema(url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def moto_server() -> Iterator[str]:
-    """moto's server on 127.0.0.1, in its own session so Ctrl-C reaches our cleanup first."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        # Queues are purged between measurements, sooner than SQS's once a minute.
-        env={**os.environ, "MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR": "false"},
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the moto server did not start") from None
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
 
 
 @contextlib.contextmanager
@@ -723,9 +664,12 @@ class Progress:
 def run(stack: contextlib.ExitStack, args: argparse.Namespace) -> float:
     progress = Progress()
     progress("starting Postgres and moto")
-    url = stack.enter_context(database_url())
+    url = stack.enter_context(database_url("backupctl-bench-pg-"))
     schema = stack.enter_context(bench_schema(url))
-    endpoint = stack.enter_context(moto_server())
+    # Queues are purged between measurements, sooner than SQS's once a minute.
+    endpoint = stack.enter_context(
+        moto_server({"MOTO_SQS_ENFORCE_STRICT_QUEUE_PURGE_BEHAVIOUR": "false"})
+    )
     stack.enter_context(aws_environment(endpoint))
     tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="backupctl-bench-")))
     ledger = connect_ledger(url, schema)

@@ -41,11 +41,9 @@ import argparse
 import contextlib
 import functools
 import gc
-import os
 import resource
 import statistics
 import sys
-import tempfile
 import time
 import tracemalloc
 import uuid
@@ -61,7 +59,11 @@ from psycopg import sql
 from backupctl.ledger import Ledger, connect_ledger
 from backupctl.redact import redact_url
 
-ENV_URL = "BACKUPCTL_BENCH_DATABASE_URL"
+if not __package__:  # run as `python bench/plan.py`: put the repo root on sys.path for bench.*
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.servers import database_url
+
 CLAIM_BATCH = 100
 LEASE_SECONDS = 300.0
 MAX_ATTEMPTS = 3
@@ -93,24 +95,6 @@ Conn = psycopg.Connection[tuple[Any, ...]]
 
 
 # -- where the benchmark runs -------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def database_url() -> Iterator[str]:
-    """Yield the URL of the server to use: $BACKUPCTL_BENCH_DATABASE_URL or a throwaway one."""
-    given = os.environ.get(ENV_URL)
-    if given:
-        yield given
-        return
-    import pgserver
-
-    with tempfile.TemporaryDirectory(prefix="backupctl-bench-plan-") as tmp:
-        pgdata = Path(tmp) / "pgdata"
-        server = pgserver.get_server(pgdata, cleanup_mode="delete")  # type: ignore[attr-defined]
-        try:
-            yield str(server.get_uri())
-        finally:
-            server.cleanup()
 
 
 @contextlib.contextmanager
@@ -341,7 +325,7 @@ def run(url: str, n: int, repeat: int) -> float:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    with database_url() as url:
+    with database_url("backupctl-bench-plan-") as url:
         ratio = run(url, args.apps, args.repeat)
     print(f"ratio={ratio:.2f}")
     return 0
