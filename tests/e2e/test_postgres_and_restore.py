@@ -25,6 +25,12 @@ CANARY = "canary-pw-Zq81x"
 BIN = str(embedded_bin_dir())
 
 
+def pg_app(app_id: str, env: str = "SHOP_DSN", bin_dir: str = BIN, dsn: str | None = None) -> str:
+    """A registry entry for a postgres app whose DSN is in `env` (or given as `dsn`)."""
+    source = f'dsn = "{dsn}"' if dsn else f'dsn_env = "{env}"'
+    return f'\n[[app]]\nid = "{app_id}"\nkind = "postgres"\n{source}\npg_bin_dir = "{bin_dir}"\n'
+
+
 def admin(url: str) -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(url, autocommit=True)
 
@@ -116,13 +122,7 @@ def test_a_postgres_database_round_trips_through_backup_drop_and_restore(
     before = fingerprint(source)
     assert sum(count for count, _ in before.values()) == 100_000
     setup.env["SHOP_DSN"] = source
-    setup.write_registry(f"""
-[[app]]
-id = "shop"
-kind = "postgres"
-dsn_env = "SHOP_DSN"
-pg_bin_dir = "{BIN}"
-""")
+    setup.write_registry(pg_app("shop"))
     backed = setup.cli("run-nightly", "--date", NIGHT)
     assert backed.returncode == 0, backed.stdout + backed.stderr
     assert str(row_of(setup, "shop")["artifact_uri"]).endswith(".pgdump.zst")
@@ -221,9 +221,7 @@ def test_restore_refuses_a_target_that_is_not_empty_unless_clean(
     seed_shop(source, rows=2_000)
     before = fingerprint(source)
     setup.env["SHOP_DSN"] = source
-    setup.write_registry(
-        f'[[app]]\nid = "shop"\nkind = "postgres"\ndsn_env = "SHOP_DSN"\npg_bin_dir = "{BIN}"\n'
-    )
+    setup.write_registry(pg_app("shop"))
     assert setup.cli("run-nightly", "--date", NIGHT).returncode == 0
     with admin(source) as conn:
         conn.execute("DELETE FROM blobs")
@@ -272,18 +270,15 @@ def test_restore_refuses_an_artifact_with_one_corrupt_byte(
     data = setup.root / "data"
     data.mkdir()
     (data / "a.txt").write_text("alpha " * 1000)
-    setup.write_registry(f"""
-[[app]]
-id = "shop"
-kind = "postgres"
-dsn_env = "SHOP_DSN"
-pg_bin_dir = "{BIN}"
-
+    setup.write_registry(
+        pg_app("shop")
+        + f"""
 [[app]]
 id = "data"
 kind = "files"
 path = "{data}"
-""")
+"""
+    )
     assert setup.cli("run-nightly", "--date", NIGHT).returncode == 0
     for app in ("shop", "data"):
         uri = str(row_of(setup, app)["artifact_uri"])
@@ -347,19 +342,7 @@ def test_a_password_never_reaches_argv_logs_the_ledger_or_status(
     dsn = make_conninfo(source, user="canary", password=CANARY)
     broken = make_conninfo(source, user="canary", password=CANARY, dbname="no_such_db")
     setup.env["BROKEN_DSN"] = broken
-    setup.write_registry(f"""
-[[app]]
-id = "shop"
-kind = "postgres"
-dsn = "{dsn}"
-pg_bin_dir = "{BIN}"
-
-[[app]]
-id = "broken"
-kind = "postgres"
-dsn_env = "BROKEN_DSN"
-pg_bin_dir = "{BIN}"
-""")
+    setup.write_registry(pg_app("shop", dsn=dsn) + pg_app("broken", env="BROKEN_DSN"))
     seen: list[bytes] = []
     done = threading.Event()
 
@@ -407,9 +390,7 @@ def test_a_pg_dump_killed_mid_stream_publishes_nothing_and_a_rerun_succeeds(
         )
     dbname = str(conninfo_to_dict(source)["dbname"])
     setup.env["BIG_DSN"] = source
-    setup.write_registry(
-        f'[[app]]\nid = "big"\nkind = "postgres"\ndsn_env = "BIG_DSN"\npg_bin_dir = "{BIN}"\n'
-    )
+    setup.write_registry(pg_app("big", env="BIG_DSN"))
 
     proc = setup.start("run-nightly", "--date", NIGHT, BACKUPCTL_RUN_MAX_ATTEMPTS="1")
     wait_for(
@@ -451,14 +432,11 @@ def test_pg_dump_missing_or_too_old_fails_the_backup_with_its_reason(
     setup.env["SHOP_DSN"] = source
     empty = setup.root / "no-binaries"
     empty.mkdir()
-    app = '[[app]]\nid = "{}"\nkind = "postgres"\ndsn_env = "SHOP_DSN"\npg_bin_dir = "{}"\n'
-    text = app.format("missing", empty)
+    text = pg_app("missing", bin_dir=str(empty))
     old = older_pg_dump()
     server_version = admin(pg_server_url).info.server_version
     if old and server_version >= 160000:
-        text += (
-            f'[[app]]\nid = "old"\nkind = "postgres"\ndsn_env = "SHOP_DSN"\npg_bin_dir = "{old}"\n'
-        )
+        text += pg_app("old", bin_dir=old)
     setup.write_registry(text)
 
     result = setup.cli("run-nightly", "--date", NIGHT, BACKUPCTL_RUN_MAX_ATTEMPTS="1")
