@@ -27,6 +27,11 @@ class NightMonitor:
     def started(self, night: date) -> None:
         self._pinger.start(f"backupctl {self._command} {night} on {socket.gethostname()}")
 
+    def died(self, night: date, exc: BaseException) -> None:
+        """The run ended on an error before it could report: ping /fail with it."""
+        reason = str(exc) or type(exc).__name__
+        self._pinger.fail(f"backupctl {self._command} {night} stopped: {reason}")
+
     def finished(
         self,
         ledger: Ledger,

@@ -196,7 +196,10 @@ def _restore_postgres(
 
 
 def _safe_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
-    # Refuses absolute paths, "..", and links leaving the folder (tarfile's data filter).
+    # Refuses absolute paths (tarfile's data filter would only strip the slash), then
+    # "..", and links leaving the folder (the data filter).
+    if member.name.startswith("/") or (member.issym() and member.linkname.startswith("/")):
+        raise RestoreFailed(f"refusing unsafe archive member {member.name!r}: absolute path")
     try:
         return tarfile.data_filter(member, dest)
     except tarfile.FilterError as exc:

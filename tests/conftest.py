@@ -176,7 +176,8 @@ class Setup:
 
     def query(self, sql: str, *params: object) -> list[tuple[object, ...]]:
         with psycopg.connect(self.database_url, autocommit=True) as conn:
-            return conn.execute(sql.encode(), params).fetchall()
+            cur = conn.execute(sql.encode(), params)
+            return cur.fetchall() if cur.description else []
 
     def files(self) -> list[str]:
         """Every file in storage (temporary ones included), relative to it."""

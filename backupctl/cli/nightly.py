@@ -115,19 +115,23 @@ def run_nightly(
         recorded(ledger, "run-nightly", night) as exit_code,
         OutcomePrinter(quiet=quiet, as_json=as_json) as printer,
     ):
-        report = run_night(
-            run_date=night,
-            apps=apps,
-            ledger=ledger,
-            storages=storages,
-            run=settings.run,
-            owner=new_owner(),
-            claim_until=claim_until,
-            stop=stop,
-            on_outcome=printer.outcome,
-            on_planned=printer.planned,
-            kind_options=kind_options(settings),
-        )
+        try:
+            report = run_night(
+                run_date=night,
+                apps=apps,
+                ledger=ledger,
+                storages=storages,
+                run=settings.run,
+                owner=new_owner(),
+                claim_until=claim_until,
+                stop=stop,
+                on_outcome=printer.outcome,
+                on_planned=printer.planned,
+                kind_options=kind_options(settings),
+            )
+        except BaseException as exc:  # monitoring hears of a run that died, too
+            monitor.died(night, exc)
+            raise
         exit_code[0] = report.exit_code
     monitor.finished(
         ledger,
@@ -219,7 +223,7 @@ def _enqueue(
                 "exit_code": report.exit_code,
             },
         )
-    else:
+    elif not ctx.obj.get("quiet") or report.exit_code:
         parts = [f"{report.sent} enqueued now"]
         parts += [f"{n} {status}" for status, n in sorted(counts.items())]
         if report.rejected:

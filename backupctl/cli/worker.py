@@ -72,6 +72,7 @@ def worker(
     storages = open_storages(settings)
     ledger = open_ledger(settings)
     stop = stop_on_signals()
+    quiet = bool(ctx.obj.get("quiet"))
     with recorded(ledger, "worker", None) as exit_code:
         report = Worker(
             ledger=ledger,
@@ -82,13 +83,17 @@ def worker(
             owner=new_owner(),
             concurrency=concurrency or settings.run.parallel,
             kind_options=kind_options(settings),
-            on_outcome=lambda o: click.echo(outcome_line(o)),
+            on_outcome=lambda o: (
+                click.echo(outcome_line(o)) if not quiet or o.status == "failed" else None
+            ),
             on_night_closed=lambda night: night_closed(
                 settings, ledger, night, [a.id for a in apps.values() if a.enabled]
             ),
         ).serve(stop, once=once, grace=settings.queue_grace)
         exit_code[0] = report.exit_code
     ran = len(report.outcomes)
+    if quiet and not report.exit_code:
+        ctx.exit(0)
     click.echo(
         f"worker: {ran} backups run, {report.skipped} messages for backups done or held "
         f"elsewhere, {report.poison} poison messages deleted"

@@ -69,6 +69,14 @@ def _wrap_errors(url: str) -> Iterator[None]:
         raise LedgerUnavailable(
             f"the ledger database is unreachable ({redact_url(url)}): {_first_line(exc, url)}"
         ) from None
+    except psycopg.ProgrammingError:
+        raise  # our bug, or a malformed URL (connect_ledger makes that a config error)
+    except psycopg.Error as exc:
+        # A replica, a role without the rights the ledger needs, a deadlock: the ledger
+        # can't be used now. One line, exit 3, like an unreachable one.
+        raise LedgerUnavailable(
+            f"the ledger database refused ({redact_url(url)}): {_first_line(exc, url)}"
+        ) from None
 
 
 class Ledger:

@@ -3,8 +3,15 @@ dead holders on their last attempt in enqueue mode, ad-hoc backups killed mid-wa
 
 from __future__ import annotations
 
+import hashlib
+import io
 import signal
+import tarfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import zstandard
 
 from tests.conftest import Setup, kill_tree, wait_for
 from tests.e2e.test_nightly_cli import has_running_row, quick_apps, rows, slow_app
@@ -93,3 +100,68 @@ def test_an_adhoc_backup_killed_mid_way_is_failed_by_the_next_one(setup: Setup) 
     found = setup.query("SELECT id, status FROM backupctl.backups ORDER BY id")
     assert [status for _, status in found] == ["failed", "succeeded"]
     assert len(setup.files()) == 1 and not setup.files()[0].endswith(".tmp")
+
+
+def test_a_read_only_ledger_is_unknown_to_check_and_exit_3_elsewhere(setup: Setup) -> None:
+    quick_apps(setup)
+    dbname = setup.query("SELECT current_database()")[0][0]
+    setup.query(f'ALTER DATABASE "{dbname}" SET default_transaction_read_only = on')
+
+    check = setup.cli("check")
+    run = setup.cli("run-nightly", "--date", NIGHT)
+
+    assert check.returncode == 3
+    assert check.stdout.startswith("UNKNOWN: the ledger database refused")
+    assert "read-only transaction" in check.stdout
+    assert run.returncode == 3
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("member", "why"),
+    [
+        ("../escape.txt", "outside"),
+        ("/etc/cron.d/evil", "absolute path"),
+        ("link:/etc/passwd", "absolute"),
+        ("link:../../outside", "outside"),
+    ],
+)
+def test_restore_refuses_archive_members_that_leave_the_folder(
+    setup: Setup, member: str, why: str
+) -> None:
+    data = setup.root / "data"
+    data.mkdir()
+    (data / "ok.txt").write_text("fine")
+    setup.write_registry(f'[[app]]\nid = "up"\nkind = "files"\npath = "{data}"\n')
+    assert setup.cli("run-nightly", "--date", NIGHT).returncode == 0
+    [(backup_id, uri)] = setup.query("SELECT id, artifact_uri FROM backupctl.backups")
+    # A hostile artifact whose ledger row matches it: only the extraction guard is left.
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        info = tarfile.TarInfo("ok.txt")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"fine"))
+        if member.startswith("link:"):
+            link = tarfile.TarInfo("innocent")
+            link.type, link.linkname = tarfile.SYMTYPE, member.removeprefix("link:")
+            tar.addfile(link)
+        else:
+            evil = tarfile.TarInfo(member)
+            evil.size = 4
+            tar.addfile(evil, io.BytesIO(b"evil"))
+    blob = zstandard.ZstdCompressor().compress(raw.getvalue())
+    Path(str(uri).removeprefix("file://")).write_bytes(blob)
+    setup.query(
+        "UPDATE backupctl.backups SET sha256 = %s, size_bytes = %s WHERE id = %s",
+        hashlib.sha256(blob).hexdigest(),
+        len(blob),
+        backup_id,
+    )
+    target = setup.root / "restored"
+
+    result = setup.cli("restore", "up", "--date", NIGHT, "--to", str(target))
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "refusing unsafe archive member" in result.stderr and why in result.stderr
+    assert not target.exists()
+    assert not (setup.root / "escape.txt").exists()
