@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -321,3 +322,42 @@ def test_a_worker_without_a_queue_is_a_usage_error(setup: Setup) -> None:
     assert result.returncode == 2
     assert "worker needs a queue" in result.stderr
     assert Path(sys.executable).exists()
+
+
+def test_a_second_sigterm_gives_the_running_backup_back_at_once(
+    setup: Setup, standard_queue: Queue
+) -> None:
+    setup.write_registry(slow_app("slow", chunks=200, delay=0.1))
+    enqueue(setup)
+    worker = setup.start("worker", "--grace", "10m")
+    wait_for(lambda: any(f.endswith(".tmp") for f in setup.files()))
+
+    worker.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    worker.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    out, err = worker.communicate(timeout=60)
+
+    assert worker.returncode == 0, out + err
+    assert time.monotonic() - started < 10  # not the 20 s the backup had left
+    assert "released" in out
+    assert rows(setup)["slow"][:2] == ("enqueued", 0)
+    assert setup.files() == []
+
+
+def test_a_rerun_resends_what_was_enqueued_too_long_ago(
+    setup: Setup, standard_queue: Queue
+) -> None:
+    setup.write_registry(quick(["a"]))
+    enqueue(setup)
+    standard_queue.client.purge_queue(QueueUrl=standard_queue.url)  # the message is lost
+
+    soon = setup.cli("run-nightly", "--mode", "enqueue", "--date", NIGHT)
+    assert "0 enqueued now" in soon.stdout
+    late = setup.cli(
+        "run-nightly", "--mode", "enqueue", "--date", NIGHT, BACKUPCTL_QUEUE_RESEND_AFTER="1ms"
+    )
+    assert "1 enqueued now" in late.stdout, late.stdout + late.stderr
+
+    assert setup.cli("worker", "--once").returncode == 0
+    assert rows(setup)["a"][:2] == ("succeeded", 1)
