@@ -14,6 +14,11 @@ from backupctl.logs import backup_extra
 
 log = logging.getLogger(__name__)
 
+
+def _nothing() -> None:
+    pass
+
+
 # Of a lease, the part after a renewal was sent during which a backup may go on
 # without hearing back; the rest is margin for clocks and the final publish.
 SAFE_SHARE = 0.75
@@ -27,8 +32,8 @@ class Heartbeat:
         self._ledger = ledger
         self._owner = owner
         self._lease = lease
-        self._held: dict[tuple[int, int], tuple[Claim, CancelToken]] = {}
-        self._on_renew: dict[tuple[int, int], Callable[[], None]] = {}
+        # (id, attempt) -> the claim, its token, and what to do after each renewal
+        self._held: dict[tuple[int, int], tuple[Claim, CancelToken, Callable[[], None]]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
@@ -53,14 +58,11 @@ class Heartbeat:
         # Claimed moments ago for a whole lease; the first renewal comes within a third.
         token.hold_lease_until(time.monotonic() + self._lease * SAFE_SHARE)
         with self._lock:
-            self._held[(claim.id, claim.attempt)] = (claim, token)
-            if on_renew is not None:
-                self._on_renew[(claim.id, claim.attempt)] = on_renew
+            self._held[(claim.id, claim.attempt)] = (claim, token, on_renew or _nothing)
 
     def untrack(self, claim: Claim) -> None:
         with self._lock:
             self._held.pop((claim.id, claim.attempt), None)
-            self._on_renew.pop((claim.id, claim.attempt), None)
 
     def beat(self) -> None:
         """Renew now; cancel every backup whose lease another process took over."""
@@ -75,10 +77,10 @@ class Heartbeat:
             # Each backup stops by itself when its last renewal runs out (see track).
             log.warning("cannot renew leases: %s", exc)
             return
-        for key, (claim, token) in held.items():
+        for key, (claim, token, on_renew) in held.items():
             if key in kept:
                 token.hold_lease_until(sent + self._lease * SAFE_SHARE)
-                self._renewed(key, claim)
+                self._renewed(claim, on_renew)
             else:
                 log.warning(
                     "app %s backup %s: lease taken over by another process; stopping",
@@ -88,13 +90,9 @@ class Heartbeat:
                 )
                 token.cancel("lease lost: another process took this backup over")
 
-    def _renewed(self, key: tuple[int, int], claim: Claim) -> None:
-        with self._lock:
-            callback = self._on_renew.get(key)
-        if callback is None:
-            return
+    def _renewed(self, claim: Claim, on_renew: Callable[[], None]) -> None:
         try:
-            callback()
+            on_renew()
         except Exception as exc:  # the lease, not the message, is what protects the row
             log.warning(
                 "app %s backup %s: %s",

@@ -7,17 +7,10 @@ from datetime import UTC, date, datetime
 import click
 
 from backupctl.cli import cli
-from backupctl.cli.common import parse_date, settings_from
+from backupctl.cli.common import parse_date, parse_duration_option, settings_from
 from backupctl.cli.render import emit_json
-from backupctl.durations import format_duration, parse_duration
+from backupctl.durations import format_duration
 from backupctl.errors import BackupctlError
-
-
-def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 @cli.command("check")
@@ -33,7 +26,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> float
     "--max-age",
     default="48h",
     show_default=True,
-    callback=_duration,
+    callback=parse_duration_option,
     metavar="DURATION",
     help="CRITICAL when an enabled app's latest success is older.",
 )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from backupctl.config import Settings, load_settings
+from backupctl.durations import parse_duration
 from backupctl.errors import EXIT_FAILED, BackupctlError, LedgerUnavailable
 from backupctl.stop import Stop
 
@@ -54,6 +55,18 @@ def stop_on_signals() -> Stop:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     return stop
+
+
+def parse_duration_option(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> float | None:
+    """click callback: "90s", "5m", "2h" -> seconds."""
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def parse_date(_ctx: click.Context, _param: click.Parameter, value: str | None) -> date | None:

@@ -5,19 +5,14 @@ from __future__ import annotations
 import click
 
 from backupctl.cli import cli
-from backupctl.cli.common import recorded, settings_from, stop_on_signals
+from backupctl.cli.common import (
+    parse_duration_option,
+    recorded,
+    settings_from,
+    stop_on_signals,
+)
 from backupctl.cli.render import outcome_line
-from backupctl.durations import parse_duration
 from backupctl.errors import ConfigError
-
-
-def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 @cli.command("worker")
@@ -31,7 +26,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 @click.option("--once", is_flag=True, help="Drain the queue, then exit (cron, tests).")
 @click.option(
     "--grace",
-    callback=_duration,
+    callback=parse_duration_option,
     metavar="DURATION",
     help="On SIGTERM, time to finish running backups [default: [queue] grace].",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -275,13 +276,19 @@ def test_an_unreachable_queue_leaves_rows_pending_and_a_rerun_finishes_the_job(
     assert_one_artifact_per_app(setup, ["a", "b"])
 
 
+def worker_mid_backup(setup: Setup, chunks: int, grace: str) -> subprocess.Popen[str]:
+    """Enqueue a slow app and start a service worker; return once it is writing."""
+    setup.write_registry(slow_app("slow", chunks=chunks, delay=0.1))
+    enqueue(setup)
+    worker = setup.start("worker", "--grace", grace)
+    wait_for(lambda: any(f.endswith(".tmp") for f in setup.files()))
+    return worker
+
+
 def test_sigterm_lets_the_running_backup_finish_within_the_grace_period(
     setup: Setup, standard_queue: Queue
 ) -> None:
-    setup.write_registry(slow_app("slow", chunks=15, delay=0.1))
-    enqueue(setup)
-    worker = setup.start("worker", "--grace", "60s")
-    wait_for(lambda: any(f.endswith(".tmp") for f in setup.files()))
+    worker = worker_mid_backup(setup, chunks=15, grace="60s")
 
     worker.send_signal(signal.SIGTERM)
     out, err = worker.communicate(timeout=60)
@@ -296,10 +303,7 @@ def test_sigterm_lets_the_running_backup_finish_within_the_grace_period(
 def test_past_the_grace_period_a_backup_is_given_back_for_another_worker(
     setup: Setup, standard_queue: Queue
 ) -> None:
-    setup.write_registry(slow_app("slow", chunks=100, delay=0.1))
-    enqueue(setup)
-    worker = setup.start("worker", "--grace", "0.5s")
-    wait_for(lambda: any(f.endswith(".tmp") for f in setup.files()))
+    worker = worker_mid_backup(setup, chunks=100, grace="0.5s")
 
     worker.send_signal(signal.SIGTERM)
     out, err = worker.communicate(timeout=60)
@@ -327,10 +331,7 @@ def test_a_worker_without_a_queue_is_a_usage_error(setup: Setup) -> None:
 def test_a_second_sigterm_gives_the_running_backup_back_at_once(
     setup: Setup, standard_queue: Queue
 ) -> None:
-    setup.write_registry(slow_app("slow", chunks=200, delay=0.1))
-    enqueue(setup)
-    worker = setup.start("worker", "--grace", "10m")
-    wait_for(lambda: any(f.endswith(".tmp") for f in setup.files()))
+    worker = worker_mid_backup(setup, chunks=200, grace="10m")
 
     worker.send_signal(signal.SIGTERM)
     time.sleep(0.5)
