@@ -57,7 +57,7 @@ def run_night(
     on_outcome: Callable[[Outcome], None] = lambda _: None,
     kind_options: KindOptions | None = None,
     only_app: str | None = None,
-    on_planned: Callable[[int], None] = lambda _: None,
+    on_planned: Callable[[int], None] | None = None,
     plan: bool = True,
 ) -> NightReport:
     """Plan `run_date` for the enabled apps and run what is claimable until nothing is left."""
@@ -80,13 +80,15 @@ def run_night(
         )
         for dead in ledger.reap_expired(run_date, run.max_attempts):
             executor.discard_leftovers(dead)
-        on_planned(
-            sum(
-                1
-                for row in ledger.night_backups(run_date)
-                if row["status"] != "succeeded" and (only_app is None or row["app_id"] == only_app)
+        if on_planned is not None:  # a progress bar wants its total (a read of the night)
+            on_planned(
+                sum(
+                    1
+                    for row in ledger.night_backups(run_date)
+                    if row["status"] != "succeeded"
+                    and (only_app is None or row["app_id"] == only_app)
+                )
             )
-        )
         with ThreadPoolExecutor(run.parallel, thread_name_prefix="backup") as pool:
             inflight: set[Future[Outcome]] = set()
 

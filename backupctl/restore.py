@@ -10,7 +10,7 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
@@ -79,21 +79,18 @@ class _Checked:
 @contextmanager
 def _plain_stream(storages: Storages, artifact: Artifact) -> Iterator[tuple[BinaryIO, _Checked]]:
     storage, key = storages.for_uri(artifact.uri)
-    try:
-        opened = storage.open_read(key)
-        raw = opened.__enter__()
-    except FileNotFoundError:
-        raise RestoreFailed(f"the artifact is missing from storage: {artifact.uri}") from None
-    except BackupctlError:
-        raise
-    except Exception as exc:
-        raise RestoreFailed(f"cannot read {artifact.uri}: {redact_text(str(exc))}") from None
-    try:
+    with ExitStack() as stack:
+        try:
+            raw = stack.enter_context(storage.open_read(key))
+        except FileNotFoundError:
+            raise RestoreFailed(f"the artifact is missing from storage: {artifact.uri}") from None
+        except BackupctlError:
+            raise
+        except Exception as exc:  # boto's NoSuchKey, permissions, a network error
+            raise RestoreFailed(f"cannot read {artifact.uri}: {redact_text(str(exc))}") from None
         checked = _Checked(raw)
         reader = zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], checked), closefd=False)
         yield cast(BinaryIO, reader), checked
-    finally:
-        opened.__exit__(None, None, None)
 
 
 def _verdict(artifact: Artifact, checked: _Checked) -> None:

@@ -126,7 +126,7 @@ def run_nightly(
                 claim_until=claim_until,
                 stop=stop,
                 on_outcome=printer.outcome,
-                on_planned=printer.planned,
+                on_planned=printer.planned if printer.shows_progress else None,
                 kind_options=kind_options(settings),
             )
         except BaseException as exc:  # monitoring hears of a run that died, too

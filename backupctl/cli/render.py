@@ -113,6 +113,10 @@ class OutcomePrinter:
         if self._progress is not None:
             self._progress.stop()
 
+    @property
+    def shows_progress(self) -> bool:
+        return self._progress is not None
+
     def planned(self, to_do: int) -> None:
         if self._progress is not None:
             self._task = self._progress.add_task("backups", total=to_do)
