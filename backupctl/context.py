@@ -29,14 +29,31 @@ def storage_url(settings: Settings) -> str:
     return settings.storage or (data_dir() / "backups").as_uri()
 
 
-def open_ledger(settings: Settings) -> Ledger:
-    """Connect to the configured ledger, or start the embedded one."""
+# A command that only reads rides out a restart this long before it says exit 3.
+READ_OUTAGE = 5.0
+
+
+def open_ledger(settings: Settings, *, workers: int = 0) -> Ledger:
+    """Connect to the configured ledger, or start the embedded one.
+
+    A command that runs backups (`workers` > 0: how many at once) gets a connection per
+    backup and rides out a ledger outage for as long as a lease can be held without
+    renewal, so a restart costs no backup; other commands retry for READ_OUTAGE."""
+    from backupctl.heartbeat import SAFE_SHARE
+
     url = settings.database_url
     if url is None:
         from backupctl.ledger.embedded import embedded_database_url
 
         url = embedded_database_url(state_dir())
-    return connect_ledger(url, settings.database_schema)
+    if workers:
+        return connect_ledger(
+            url,
+            settings.database_schema,
+            size=workers + 2,
+            outage=settings.run.lease * SAFE_SHARE,
+        )
+    return connect_ledger(url, settings.database_schema, size=2, outage=READ_OUTAGE)
 
 
 def open_storages(settings: Settings) -> Storages:
@@ -52,3 +69,8 @@ def kind_options(settings: Settings) -> KindOptions:
 
 def load_apps(settings: Settings) -> list[App]:
     return load_registry(settings.registry)
+
+
+def registry_source(settings: Settings) -> str:
+    """The registry as named in messages: its file."""
+    return settings.registry

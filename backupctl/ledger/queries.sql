@@ -1,5 +1,7 @@
 -- Every statement backupctl runs against the ledger, by name.
--- Each state change is one statement that checks the state it leaves.
+-- Each state change is one statement that checks the state it leaves, and each is
+-- safe to run twice: the connector runs a statement again when the connection was
+-- lost before its answer came back, so it may already have committed.
 
 -- name: db_now
 SELECT now() AS now;
@@ -21,11 +23,33 @@ UPDATE nightly_runs SET status = 'incomplete', finished_at = now()
 WHERE status = 'running' AND run_date < %(run_date)s;
 
 -- name: open_night
-INSERT INTO nightly_runs (run_date, status, started_at)
-VALUES (%(run_date)s, 'running', now())
+-- claim_until NULL (run-nightly --date) lifts the window for good: an operator ran
+-- this night on purpose, and its workers may finish it whenever they get to it.
+INSERT INTO nightly_runs (run_date, status, started_at, claim_until)
+VALUES (%(run_date)s, 'running', now(), %(claim_until)s)
 ON CONFLICT (run_date) DO UPDATE
-    SET status = 'running', started_at = now()
-    WHERE nightly_runs.status = 'missed';
+    SET status = CASE WHEN nightly_runs.status = 'missed' THEN 'running'
+                      ELSE nightly_runs.status END,
+        started_at = CASE WHEN nightly_runs.status = 'missed' THEN now()
+                          ELSE nightly_runs.started_at END,
+        claim_until = CASE WHEN %(claim_until)s::timestamptz IS NULL THEN NULL
+                           ELSE nightly_runs.claim_until END
+    WHERE nightly_runs.status = 'missed'
+       OR (%(claim_until)s::timestamptz IS NULL AND nightly_runs.claim_until IS NOT NULL);
+
+-- name: skip_removed
+-- Rows of apps that left the registry (or were disabled) since the night was planned.
+-- Rows running under a live lease finish as they are.
+UPDATE backups AS b
+SET status = 'skipped', finished_at = now(), next_attempt_at = NULL, lease_owner = NULL,
+    lease_expires_at = NULL,
+    error = 'skipped: the app is no longer in the registry (or is disabled)'
+            || coalesce('; before that: ' || b.error, '')
+WHERE b.run_date = %(run_date)s AND b.trigger = 'nightly'
+  AND (b.status IN ('pending', 'enqueued', 'failed')
+       OR (b.status = 'running' AND b.lease_expires_at < now()))
+  AND NOT EXISTS (SELECT 1 FROM unnest(%(app_ids)s::text[]) AS k(app_id)
+                  WHERE k.app_id = b.app_id);
 
 -- name: plan_backups
 INSERT INTO backups (app_id, run_date, trigger, status)
@@ -44,14 +68,19 @@ RETURNING id, app_id, run_date, attempts, trigger;
 
 -- name: claim_nightly
 -- New rows first, through their own index; retries (failed with attempts left, or
--- running under an expired lease) only when new rows run short of the limit.
-WITH fresh AS (
+-- running under an expired lease) only when new rows run short of the limit. Run
+-- again with the same tag, it returns what its first run claimed (and no more).
+WITH mine AS (
+    SELECT id FROM backups WHERE claim_tag = %(tag)s AND status = 'running'
+), quota AS (
+    SELECT CASE WHEN EXISTS (SELECT 1 FROM mine) THEN 0 ELSE %(limit)s END AS n
+), fresh AS (
     SELECT id FROM backups
     WHERE run_date = %(run_date)s AND trigger = 'nightly'
       AND (%(app_id)s::text IS NULL OR app_id = %(app_id)s)
       AND status IN ('pending', 'enqueued')
     ORDER BY id
-    LIMIT %(limit)s
+    LIMIT (SELECT n FROM quota)
     FOR UPDATE SKIP LOCKED
 ), retry AS (
     SELECT id FROM backups
@@ -61,33 +90,71 @@ WITH fresh AS (
       AND claimable(status, attempts, extra_attempts, next_attempt_at, lease_expires_at,
                     %(max_attempts)s)
     ORDER BY id
-    LIMIT %(limit)s
+    LIMIT (SELECT n FROM quota)
     FOR UPDATE SKIP LOCKED
 ), claimable AS (
     SELECT id FROM fresh
     UNION ALL
     SELECT id FROM retry
-    LIMIT %(limit)s
+    LIMIT (SELECT n FROM quota)
+), claimed AS (
+    UPDATE backups AS b
+    SET status = 'running', attempts = b.attempts + 1, lease_owner = %(owner)s,
+        lease_expires_at = now() + make_interval(secs => %(lease)s),
+        started_at = now(), finished_at = NULL, next_attempt_at = NULL, claim_tag = %(tag)s
+    FROM claimable
+    WHERE b.id = claimable.id
+    RETURNING b.id, b.app_id, b.run_date, b.attempts, b.trigger
 )
-UPDATE backups AS b
-SET status = 'running', attempts = b.attempts + 1, lease_owner = %(owner)s,
-    lease_expires_at = now() + make_interval(secs => %(lease)s),
-    started_at = now(), finished_at = NULL, next_attempt_at = NULL
-FROM claimable
-WHERE b.id = claimable.id
-RETURNING b.id, b.app_id, b.run_date, b.attempts, b.trigger;
+SELECT * FROM claimed
+UNION ALL
+SELECT id, app_id, run_date, attempts, trigger FROM backups WHERE id IN (SELECT id FROM mine);
 
 -- name: claim_backup
--- A worker's claim of the backup a message names; the message must match the row.
+-- A worker's claim of the backup a message names; the message must match the row,
+-- and the night's window (claim_until) must not have closed.
+WITH claimed AS (
+    UPDATE backups
+    SET status = 'running', attempts = attempts + 1, lease_owner = %(owner)s,
+        lease_expires_at = now() + make_interval(secs => %(lease)s),
+        started_at = now(), finished_at = NULL, next_attempt_at = NULL, claim_tag = %(tag)s
+    WHERE id = %(id)s AND app_id = %(app_id)s AND run_date = %(run_date)s
+      AND status IN ('pending', 'enqueued', 'failed', 'running')
+      AND claimable(status, attempts, extra_attempts, next_attempt_at, lease_expires_at,
+                    %(max_attempts)s)
+      AND NOT EXISTS (SELECT 1 FROM nightly_runs AS n
+                      WHERE n.run_date = backups.run_date AND n.claim_until <= now())
+    RETURNING id, app_id, run_date, attempts, trigger
+)
+SELECT * FROM claimed
+UNION ALL
+SELECT id, app_id, run_date, attempts, trigger FROM backups
+WHERE id = %(id)s AND claim_tag = %(tag)s AND status = 'running' AND lease_owner = %(owner)s;
+
+-- name: skip_backup
+-- A worker's message names an app its registry no longer has: the row is skipped.
 UPDATE backups
-SET status = 'running', attempts = attempts + 1, lease_owner = %(owner)s,
-    lease_expires_at = now() + make_interval(secs => %(lease)s),
-    started_at = now(), finished_at = NULL, next_attempt_at = NULL
+SET status = 'skipped', finished_at = now(), next_attempt_at = NULL, lease_owner = NULL,
+    lease_expires_at = NULL, error = %(reason)s || coalesce('; before that: ' || error, '')
 WHERE id = %(id)s AND app_id = %(app_id)s AND run_date = %(run_date)s
-  AND status IN ('pending', 'enqueued', 'failed', 'running')
-  AND claimable(status, attempts, extra_attempts, next_attempt_at, lease_expires_at,
-                %(max_attempts)s)
-RETURNING id, app_id, run_date, attempts, trigger;
+  AND trigger = 'nightly'
+  AND (status IN ('pending', 'enqueued', 'failed')
+       OR (status = 'running' AND lease_expires_at < now()))
+RETURNING id;
+
+-- name: skip_claimed
+-- The app of a row just claimed is no longer in the registry: skipped, not failed.
+WITH done AS (
+    UPDATE backups
+    SET status = 'skipped', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+        error = %(reason)s
+    WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s
+      AND attempts = %(attempt)s
+    RETURNING id
+)
+SELECT id FROM done
+UNION ALL
+SELECT id FROM backups WHERE id = %(id)s AND status = 'skipped' AND error = %(reason)s;
 
 -- name: lock_for_enqueue
 -- Rows to (re)send: never sent, sent long ago without progress, failed with attempts
@@ -132,19 +199,40 @@ WHERE id = ANY(%(ids)s) AND status = 'running' AND lease_owner = %(owner)s
 RETURNING id, attempts;
 
 -- name: finish_succeeded
-UPDATE backups
-SET status = 'succeeded', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
-    artifact_uri = %(artifact_uri)s, size_bytes = %(size_bytes)s, sha256 = %(sha256)s, error = NULL
-WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s AND attempts = %(attempt)s
-RETURNING id;
+-- Fenced on the lease owner and attempt. The second half finds this very finish
+-- committed by an earlier run of the statement whose answer was lost: without it, a
+-- retry would look fenced and delete the artifact the ledger now points to.
+WITH done AS (
+    UPDATE backups
+    SET status = 'succeeded', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+        artifact_uri = %(artifact_uri)s, size_bytes = %(size_bytes)s, sha256 = %(sha256)s,
+        error = NULL
+    WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s
+      AND attempts = %(attempt)s
+    RETURNING id
+)
+SELECT id FROM done
+UNION ALL
+SELECT id FROM backups
+WHERE id = %(id)s AND status = 'succeeded' AND artifact_uri = %(artifact_uri)s
+  AND sha256 = %(sha256)s;
 
 -- name: finish_failed
-UPDATE backups
-SET status = 'failed', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
-    error = %(error)s,
-    next_attempt_at = now() + make_interval(secs => %(retry_wait)s * power(2, attempts - 1))
-WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s AND attempts = %(attempt)s
-RETURNING id;
+-- The retry waits retry_wait, doubling per attempt, at most retry_wait_max.
+WITH done AS (
+    UPDATE backups
+    SET status = 'failed', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+        error = %(error)s,
+        next_attempt_at = now() + make_interval(secs => least(
+            %(retry_wait)s * power(2, least(attempts - 1, 40)), %(retry_wait_max)s))
+    WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s
+      AND attempts = %(attempt)s
+    RETURNING id
+)
+SELECT id FROM done
+UNION ALL
+SELECT id FROM backups
+WHERE id = %(id)s AND status = 'failed' AND attempts = %(attempt)s AND error = %(error)s;
 
 -- name: release
 -- Give a claimed row back (shutdown): the attempt is not counted.
@@ -159,23 +247,25 @@ WITH counts AS (
     SELECT count(*)::integer AS planned,
            count(*) FILTER (WHERE status IN ('succeeded', 'pruned'))::integer AS succeeded,
            count(*) FILTER (WHERE status = 'failed')::integer AS failed,
+           count(*) FILTER (WHERE status = 'skipped')::integer AS skipped,
            count(*) FILTER (WHERE status IN ('pending', 'enqueued', 'running'))::integer AS open
     FROM backups WHERE run_date = %(run_date)s AND trigger = 'nightly'
 ), verdict AS (
+    -- A skipped row (its app left the registry) never fails the night.
     SELECT counts.*,
            CASE WHEN open > 0 THEN 'running'
-                WHEN failed > 0 OR succeeded < planned THEN 'incomplete'
+                WHEN failed > 0 OR succeeded + skipped < planned THEN 'incomplete'
                 ELSE 'complete' END AS status
     FROM counts
 )
 UPDATE nightly_runs AS n
 SET status = v.status,
     finished_at = CASE WHEN v.status = 'running' THEN NULL ELSE now() END,
-    planned = v.planned, succeeded = v.succeeded, failed = v.failed
+    planned = v.planned, succeeded = v.succeeded, failed = v.failed, skipped = v.skipped
 FROM verdict AS v
 WHERE n.run_date = %(run_date)s
-  AND (n.status, n.planned, n.succeeded, n.failed)
-      IS DISTINCT FROM (v.status, v.planned, v.succeeded, v.failed);
+  AND (n.status, n.planned, n.succeeded, n.failed, n.skipped)
+      IS DISTINCT FROM (v.status, v.planned, v.succeeded, v.failed, v.skipped);
 
 -- name: night_has_open_rows
 -- Cheap (the claimable index): is anything of the night still pending or running?
@@ -193,8 +283,28 @@ WHERE run_date = %(run_date)s AND trigger = 'nightly'
 ORDER BY app_id;
 
 -- name: get_night
-SELECT run_date, status, created_at, started_at, finished_at, planned, succeeded, failed
+SELECT run_date, status, created_at, started_at, finished_at, planned, succeeded, failed,
+       skipped, claim_until
 FROM nightly_runs WHERE run_date = %(run_date)s;
+
+-- name: latest_planned_before
+-- The latest earlier night that planned any backup: how many apps it planned, and
+-- which of them the registry no longer lists (what the registry guard weighs).
+WITH earlier AS (
+    SELECT run_date FROM nightly_runs
+    WHERE run_date < %(run_date)s AND status <> 'missed'
+      AND EXISTS (SELECT 1 FROM backups AS x
+                  WHERE x.run_date = nightly_runs.run_date AND x.trigger = 'nightly')
+    ORDER BY run_date DESC LIMIT 1
+)
+SELECT e.run_date, count(*) AS planned,
+       count(*) FILTER (WHERE k.app_id IS NULL) AS missing,
+       (array_agg(b.app_id ORDER BY b.app_id) FILTER (WHERE k.app_id IS NULL))[1:5]
+           AS missing_examples
+FROM earlier AS e
+JOIN backups AS b ON b.run_date = e.run_date AND b.trigger = 'nightly'
+LEFT JOIN unnest(%(app_ids)s::text[]) AS k(app_id) ON k.app_id = b.app_id
+GROUP BY e.run_date;
 
 -- name: latest_night
 SELECT max(run_date) AS run_date FROM nightly_runs WHERE status <> 'missed';
@@ -214,18 +324,31 @@ FROM backups
 WHERE app_id = %(app_id)s AND run_date = %(run_date)s AND trigger = 'nightly';
 
 -- name: backup_by_id
-SELECT id, app_id, run_date, trigger, status, artifact_uri, size_bytes, sha256,
-       attempts, extra_attempts, extract(epoch FROM next_attempt_at - now()) AS retry_in
-FROM backups
-WHERE id = %(id)s;
+SELECT b.id, b.app_id, b.run_date, b.trigger, b.status, b.artifact_uri, b.size_bytes,
+       b.sha256, b.attempts, b.extra_attempts,
+       extract(epoch FROM b.next_attempt_at - now()) AS retry_in,
+       coalesce(n.claim_until <= now(), false) AS claims_closed
+FROM backups AS b
+LEFT JOIN nightly_runs AS n ON n.run_date = b.run_date AND b.trigger = 'nightly'
+WHERE b.id = %(id)s;
 
 -- name: start_adhoc
 -- An ad-hoc backup: its own row (never the night's), claimed at once by its runner.
-INSERT INTO backups (app_id, run_date, trigger, status, attempts, lease_owner,
-                     lease_expires_at, started_at)
-VALUES (%(app_id)s, %(run_date)s, 'adhoc', 'running', 1, %(owner)s,
-        now() + make_interval(secs => %(lease)s), now())
-RETURNING id, app_id, run_date, attempts, trigger;
+-- Run again with the same tag, it returns the row its first run inserted.
+WITH mine AS (
+    SELECT id, app_id, run_date, attempts, trigger FROM backups
+    WHERE claim_tag = %(tag)s AND status = 'running'
+), added AS (
+    INSERT INTO backups (app_id, run_date, trigger, status, attempts, lease_owner,
+                         lease_expires_at, started_at, claim_tag)
+    SELECT %(app_id)s, %(run_date)s, 'adhoc', 'running', 1, %(owner)s,
+           now() + make_interval(secs => %(lease)s), now(), %(tag)s
+    WHERE NOT EXISTS (SELECT 1 FROM mine)
+    RETURNING id, app_id, run_date, attempts, trigger
+)
+SELECT * FROM added
+UNION ALL
+SELECT * FROM mine;
 
 -- name: list_nights
 SELECT n.run_date, n.status, n.started_at, n.finished_at,
@@ -236,6 +359,7 @@ SELECT n.run_date, n.status, n.started_at, n.finished_at,
        count(b.id) FILTER (WHERE b.status IN ('pending', 'enqueued')) AS waiting,
        count(b.id) FILTER (WHERE b.status = 'running') AS running,
        count(b.id) FILTER (WHERE b.status = 'pruned') AS pruned,
+       count(b.id) FILTER (WHERE b.status = 'skipped') AS skipped,
        coalesce(sum(b.size_bytes) FILTER (WHERE b.status = 'succeeded'), 0) AS bytes
 FROM (SELECT * FROM nightly_runs ORDER BY run_date DESC LIMIT %(last)s) AS n
 LEFT JOIN backups AS b ON b.run_date = n.run_date AND b.trigger = 'nightly'
@@ -244,6 +368,11 @@ ORDER BY n.run_date DESC;
 
 -- name: grant_retry
 -- One more round: as many attempts as max_attempts, from now, for failed backups.
+-- An operator's retry is not bound by the night's window any more.
+WITH night AS (
+    UPDATE nightly_runs SET claim_until = NULL
+    WHERE run_date = %(run_date)s AND claim_until IS NOT NULL
+)
 UPDATE backups
 SET extra_attempts = attempts, next_attempt_at = now()
 WHERE run_date = %(run_date)s AND trigger = 'nightly' AND status = 'failed'
@@ -275,8 +404,9 @@ WHERE trigger = 'nightly' AND status = 'succeeded'
 ORDER BY app_id, run_date DESC;
 
 -- name: mark_pruned
+-- 'pruned' too: run again after a lost answer, its artifact is still deleted.
 UPDATE backups SET status = 'pruned'
-WHERE id = %(id)s AND status = 'succeeded'
+WHERE id = %(id)s AND status IN ('succeeded', 'pruned')
 RETURNING id;
 
 -- name: reap_adhoc
@@ -287,3 +417,11 @@ SET status = 'failed', finished_at = now(), lease_owner = NULL, lease_expires_at
 WHERE app_id = %(app_id)s AND trigger = 'adhoc' AND status = 'running'
   AND lease_expires_at < now()
 RETURNING id, app_id, run_date, attempts, trigger;
+
+-- name: referenced_artifacts
+-- What storage must hold: the artifact of every succeeded backup.
+SELECT artifact_uri FROM backups WHERE status = 'succeeded';
+
+-- name: running_backup_ids
+-- Backups in flight: whatever their files look like, they are not orphans.
+SELECT id FROM backups WHERE status = 'running';

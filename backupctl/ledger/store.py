@@ -1,24 +1,23 @@
-"""Ledger operations on one Postgres connection; driver errors become LedgerUnavailable."""
+"""Ledger operations: named queries run through the connector, which retries them
+across a database restart and turns driver errors into LedgerUnavailable."""
 
 from __future__ import annotations
 
 import logging
 import os
+import secrets
 import socket
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row, tuple_row
+from psycopg.rows import tuple_row
 
-from backupctl.errors import ConfigError, LedgerUnavailable
+from backupctl.ledger.connector import Connector, connect_once, driver_errors
 from backupctl.ledger.queries import migrations, queries
-from backupctl.redact import redact_text, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -46,60 +45,53 @@ class NightSummary:
     planned: int
     succeeded: int
     failed: int
+    skipped: int = 0
 
 
-def _first_line(exc: Exception, url: str) -> str:
-    text = str(exc).strip()
-    return redact_text(text.splitlines()[0] if text else type(exc).__name__, _secrets(url))
+@dataclass(frozen=True)
+class EarlierNight:
+    """The latest earlier planned night, against today's registry."""
+
+    run_date: date
+    planned: int
+    missing: int
+    missing_examples: list[str]
 
 
-def _secrets(url: str) -> list[str]:
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    return [url] + ([password, quote(password)] if password else [])
-
-
-@contextmanager
-def _wrap_errors(url: str) -> Iterator[None]:
-    try:
-        yield
-    except psycopg.OperationalError as exc:
-        raise LedgerUnavailable(
-            f"the ledger database is unreachable ({redact_url(url)}): {_first_line(exc, url)}"
-        ) from None
-    except psycopg.ProgrammingError:
-        raise  # our bug, or a malformed URL (connect_ledger makes that a config error)
-    except psycopg.Error as exc:
-        # A replica, a role without the rights the ledger needs, a deadlock: the ledger
-        # can't be used now. One line, exit 3, like an unreachable one.
-        raise LedgerUnavailable(
-            f"the ledger database refused ({redact_url(url)}): {_first_line(exc, url)}"
-        ) from None
+def _tag() -> str:
+    # Names one claim statement, so that running it again returns what it claimed.
+    return secrets.token_hex(8)
 
 
 class Ledger:
-    """Ledger queries and compare-and-set transitions on an autocommit connection."""
+    """Ledger queries and compare-and-set transitions, each safe to retry."""
 
-    def __init__(self, conn: psycopg.Connection[dict[str, Any]], url: str, schema: str) -> None:
-        self._conn = conn
-        self._url = url
-        self._schema = schema
+    def __init__(self, connector: Connector) -> None:
+        self._connector = connector
         self._q = queries()
 
-    def another(self) -> Ledger:
-        """A second connection to the same ledger (the heartbeat's own: a statement
-        waiting on a row lock must never hold up lease renewals)."""
-        return connect_ledger(self._url, self._schema, upgrade=False)
+    @property
+    def connector(self) -> Connector:
+        return self._connector
+
+    def another(self, outage: float, io_timeout: float) -> Ledger:
+        """A ledger on a connection of its own (the heartbeat's: a statement waiting
+        on a row lock or a busy pool must never hold up lease renewals)."""
+        c = self._connector
+        return Ledger(Connector(c.url, c.schema, size=1, outage=outage, io_timeout=io_timeout))
 
     def close(self) -> None:
-        self._conn.close()
+        self._connector.close()
 
     def _rows(self, name: str, **params: Any) -> list[dict[str, Any]]:
-        with _wrap_errors(self._url), self._conn.cursor() as cur:
-            cur.execute(self._q[name].encode(), params)
-            return cur.fetchall() if cur.description else []
+        query = self._q[name].encode()
+
+        def work(conn: psycopg.Connection[dict[str, Any]]) -> list[dict[str, Any]]:
+            with conn.cursor() as cur:
+                cur.execute(query, params)
+                return cur.fetchall() if cur.description else []
+
+        return self._connector.run(work)
 
     # -- nights -----------------------------------------------------------------
 
@@ -109,24 +101,49 @@ class Ledger:
         assert isinstance(value, datetime)
         return value
 
-    def plan(self, run_date: date, app_ids: Sequence[str]) -> None:
-        """Record the night (and any missed before it) and one pending row per app."""
-        with _wrap_errors(self._url), self._conn.transaction(), self._conn.cursor() as cur:
-            # Sorted: two hosts planning the same night lock rows in the same order.
-            params = {"run_date": run_date, "app_ids": sorted(app_ids)}
-            for name in (
-                "mark_missed_nights",
-                "close_earlier_nights",
-                "open_night",
-                "plan_backups",
-            ):
-                cur.execute(self._q[name].encode(), params)
-            added = cur.rowcount
+    def plan(
+        self, run_date: date, app_ids: Sequence[str], claim_until: datetime | None = None
+    ) -> int:
+        """Record the night (and any missed before it) and one pending row per app;
+        skip the rows of apps no longer listed. New backups of the night may start
+        until `claim_until` (None: no limit). Returns how many rows were skipped."""
+        # Sorted: two hosts planning the same night lock rows in the same order.
+        params = {"run_date": run_date, "app_ids": sorted(app_ids), "claim_until": claim_until}
+
+        def work(conn: psycopg.Connection[dict[str, Any]]) -> tuple[int, int]:
+            with conn.transaction(), conn.cursor() as cur:
+                for name in ("mark_missed_nights", "close_earlier_nights", "open_night"):
+                    cur.execute(self._q[name].encode(), params)
+                cur.execute(self._q["plan_backups"].encode(), params)
+                added = cur.rowcount
+                cur.execute(self._q["skip_removed"].encode(), params)
+                return added, cur.rowcount
+
+        added, skipped = self._connector.run(work)
         if added >= ANALYZE_AFTER:
             # Until autovacuum gets to it the planner believes the night is empty and
             # picks plans that re-read the whole night for each batch.
-            with _wrap_errors(self._url):
-                self._conn.execute("ANALYZE backups")
+            self._connector.run(lambda conn: conn.execute("ANALYZE backups"))
+        return skipped
+
+    def skip_removed(self, run_date: date, app_ids: Sequence[str]) -> int:
+        """Skip the night's unfinished rows of apps not in `app_ids` (a retry's view of
+        the registry); return how many."""
+        params = {"run_date": run_date, "app_ids": sorted(app_ids)}
+        return self._connector.run(
+            lambda conn: conn.execute(self._q["skip_removed"].encode(), params).rowcount
+        )
+
+    def earlier_night(self, run_date: date, app_ids: Sequence[str]) -> EarlierNight | None:
+        """The latest night before `run_date` that planned backups, compared with
+        `app_ids`: what the registry guard needs."""
+        rows = self._rows("latest_planned_before", run_date=run_date, app_ids=list(app_ids))
+        if not rows:
+            return None
+        row = rows[0]
+        return EarlierNight(
+            row["run_date"], row["planned"], row["missing"], list(row["missing_examples"] or [])
+        )
 
     def close_night(self, run_date: date) -> NightSummary | None:
         """Recount the night from its rows and mark it complete, incomplete or running."""
@@ -134,7 +151,9 @@ class Ledger:
         night = self.get_night(run_date)
         if night is None:
             return None
-        return NightSummary(*(night[k] for k in ("status", "planned", "succeeded", "failed")))
+        return NightSummary(
+            *(night[k] for k in ("status", "planned", "succeeded", "failed", "skipped"))
+        )
 
     def get_night(self, run_date: date) -> dict[str, Any] | None:
         rows = self._rows("get_night", run_date=run_date)
@@ -185,7 +204,9 @@ class Ledger:
 
     def start_adhoc(self, app_id: str, run_date: date, owner: str, lease: float) -> Claim:
         """Record an ad-hoc backup of `app_id`, already claimed by `owner`."""
-        rows = self._rows("start_adhoc", app_id=app_id, run_date=run_date, owner=owner, lease=lease)
+        rows = self._rows(
+            "start_adhoc", app_id=app_id, run_date=run_date, owner=owner, lease=lease, tag=_tag()
+        )
         return _claim(rows[0])
 
     def succeeded_backups(self, run_date: date | None, app_id: str | None) -> list[dict[str, Any]]:
@@ -194,6 +215,13 @@ class Ledger:
 
     def nightly_succeeded_by_app(self) -> list[dict[str, Any]]:
         return self._rows("nightly_succeeded_by_app")
+
+    def referenced_artifacts(self) -> set[str]:
+        """The artifact URI of every succeeded backup: what storage must hold."""
+        return {row["artifact_uri"] for row in self._rows("referenced_artifacts")}
+
+    def running_backup_ids(self) -> set[int]:
+        return {row["id"] for row in self._rows("running_backup_ids")}
 
     def mark_pruned(self, backup_id: int) -> bool:
         """succeeded -> pruned, once its artifact is deleted."""
@@ -220,6 +248,7 @@ class Ledger:
             lease=lease,
             max_attempts=max_attempts,
             app_id=app_id,
+            tag=_tag(),
         )
         return [_claim(row) for row in rows]
 
@@ -241,8 +270,22 @@ class Ledger:
             owner=owner,
             lease=lease,
             max_attempts=max_attempts,
+            tag=_tag(),
         )
         return _claim(rows[0]) if rows else None
+
+    def skip_backup(self, backup_id: int, app_id: str, run_date: date, reason: str) -> bool:
+        """Skip the unfinished nightly row a message names (its app left the registry)."""
+        return bool(
+            self._rows("skip_backup", id=backup_id, app_id=app_id, run_date=run_date, reason=reason)
+        )
+
+    def skip_claimed(self, claim: Claim, owner: str, reason: str) -> bool:
+        """running -> skipped, for a row this process claimed whose app is gone."""
+        rows = self._rows(
+            "skip_claimed", id=claim.id, owner=owner, attempt=claim.attempt, reason=reason
+        )
+        return bool(rows)
 
     def enqueue(
         self,
@@ -257,23 +300,29 @@ class Ledger:
         """Lock up to `limit` rows (ids above `after_id`) that need sending, `send` them,
         and mark the ids it returns as enqueued, in one transaction: if `send` raises,
         nothing changes. Returns (rows locked, rows marked, the last id locked)."""
-        with _wrap_errors(self._url), self._conn.transaction(), self._conn.cursor() as cur:
-            params = {
-                "run_date": run_date,
-                "limit": limit,
-                "max_attempts": max_attempts,
-                "resend_after": resend_after,
-                "after_id": after_id,
-                "app_id": app_id,
-            }
-            cur.execute(self._q["lock_for_enqueue"].encode(), params)
-            rows = cur.fetchall()
-            if not rows:
-                return 0, 0, after_id
-            sent = send(rows)
-            if sent:
-                cur.execute(self._q["mark_enqueued"].encode(), {"ids": sorted(sent)})
-            return len(rows), len(sent), rows[-1]["id"]
+        params = {
+            "run_date": run_date,
+            "limit": limit,
+            "max_attempts": max_attempts,
+            "resend_after": resend_after,
+            "after_id": after_id,
+            "app_id": app_id,
+        }
+
+        # Run again after a lost connection, it sends again: a duplicate delivery,
+        # which workers are built for.
+        def work(conn: psycopg.Connection[dict[str, Any]]) -> tuple[int, int, int]:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.execute(self._q["lock_for_enqueue"].encode(), params)
+                rows = cur.fetchall()
+                if not rows:
+                    return 0, 0, after_id
+                sent = send(rows)
+                if sent:
+                    cur.execute(self._q["mark_enqueued"].encode(), {"ids": sorted(sent)})
+                return len(rows), len(sent), rows[-1]["id"]
+
+        return self._connector.run(work)
 
     def night_has_open_rows(self, run_date: date) -> bool:
         return bool(self._rows("night_has_open_rows", run_date=run_date)[0]["open"])
@@ -293,7 +342,9 @@ class Ledger:
     def finish_succeeded(
         self, claim: Claim, owner: str, artifact_uri: str, size_bytes: int, sha256: str
     ) -> bool:
-        """Mark the backup succeeded if `owner` still holds this attempt (fencing)."""
+        """Mark the backup succeeded if `owner` still holds this attempt (fencing).
+        True also when this very finish had committed already (an answer lost with
+        the connection): the caller must never delete an artifact the row points to."""
         rows = self._rows(
             "finish_succeeded",
             id=claim.id,
@@ -305,8 +356,11 @@ class Ledger:
         )
         return bool(rows)
 
-    def finish_failed(self, claim: Claim, owner: str, error: str, retry_wait: float) -> bool:
-        """Mark the attempt failed if `owner` still holds it; schedule the retry's earliest time."""
+    def finish_failed(
+        self, claim: Claim, owner: str, error: str, retry_wait: float, retry_wait_max: float
+    ) -> bool:
+        """Mark the attempt failed if `owner` still holds it; schedule the retry's
+        earliest time (retry_wait doubling per attempt, at most retry_wait_max)."""
         rows = self._rows(
             "finish_failed",
             id=claim.id,
@@ -314,6 +368,7 @@ class Ledger:
             attempt=claim.attempt,
             error=error[:4000],
             retry_wait=retry_wait,
+            retry_wait_max=retry_wait_max,
         )
         return bool(rows)
 
@@ -364,12 +419,18 @@ def migrate(conn: psycopg.Connection[Any], schema: str) -> list[int]:
     wanted = migrations()
     with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK])
-        cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-        cur.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
+        # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
+        # is there: a role given only its own schema must still get in.
+        cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
+        if cur.fetchone() is None:
+            cur.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        cur.execute("SELECT to_regclass('schema_migrations')")
+        if cur.fetchone() == (None,):  # (a role with no CREATE needs none once it exists)
+            cur.execute(
+                "CREATE TABLE schema_migrations ("
+                " version integer PRIMARY KEY, name text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
         applied = {row[0] for row in cur.execute("SELECT version FROM schema_migrations")}
         done = []
         for version, name, text in wanted:
@@ -384,27 +445,19 @@ def migrate(conn: psycopg.Connection[Any], schema: str) -> list[int]:
     return done
 
 
-def connect_ledger(url: str, schema: str, *, upgrade: bool = True) -> Ledger:
-    """Connect to the ledger at `url`, bring its schema up to date, and return it."""
+def connect_ledger(
+    url: str, schema: str, *, upgrade: bool = True, size: int = 4, outage: float = 0.0
+) -> Ledger:
+    """Connect to the ledger at `url`, bring its schema up to date, and return it.
+
+    The first connection is made at once, so a wrong URL or a server that is away is
+    one clear error now; later statements go through a pool of up to `size`
+    connections and are retried for `outage` seconds across a restart."""
+    conn = connect_once(url, schema)
     try:
-        with _wrap_errors(url):
-            conn = psycopg.connect(
-                url,
-                autocommit=True,
-                row_factory=dict_row,
-                connect_timeout=10,
-                options=f"-c search_path={schema}",
-                application_name="backupctl",
-                # A dead peer is noticed in about a minute, not after hours of TCP retries.
-                keepalives=1,
-                keepalives_idle=20,
-                keepalives_interval=10,
-                keepalives_count=3,
-                tcp_user_timeout=60_000,
-            )
-    except psycopg.ProgrammingError as exc:  # a malformed URL or an unknown option
-        raise ConfigError([f"database_url: {_first_line(exc, url)}"]) from None
-    if upgrade:
-        with _wrap_errors(url):
-            migrate(conn, schema)
-    return Ledger(conn, url, schema)
+        if upgrade:
+            with driver_errors(url):
+                migrate(conn, schema)
+    finally:
+        conn.close()
+    return Ledger(Connector(url, schema, size=size, outage=outage))

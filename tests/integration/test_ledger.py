@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
+from backupctl.errors import LedgerUnavailable
 from backupctl.executor import Executor
 from backupctl.heartbeat import Heartbeat
 from backupctl.ledger import Claim, Ledger, connect_ledger
 from backupctl.ledger.queries import migrations
 from backupctl.registry import App
+from backupctl.registry.lookup import StaticApps
 from backupctl.storage import Storages
 
 NIGHT = date(2026, 11, 28)
@@ -28,9 +32,20 @@ def ledger(database_url: str) -> Iterator[Ledger]:
     led.close()
 
 
+def sql(ledger: Ledger, query: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
+    """Run one statement of the test's own on the ledger's connections."""
+
+    def work(conn: psycopg.Connection[dict[str, Any]]) -> list[dict[str, Any]]:
+        cur = conn.execute(query.encode(), params)
+        return cur.fetchall() if cur.description else []
+
+    return ledger.connector.run(work)
+
+
 def expire(ledger: Ledger, backup_id: int) -> None:
     """Let a lease run out without waiting for it."""
-    ledger._conn.execute(
+    sql(
+        ledger,
         "UPDATE backups SET lease_expires_at = now() - interval '1 second' WHERE id = %s",
         [backup_id],
     )
@@ -49,11 +64,10 @@ def test_planning_twice_adds_nothing_the_second_time(ledger: Ledger) -> None:
 
 
 def test_the_schema_refuses_a_second_nightly_row_for_an_app_and_date(ledger: Ledger) -> None:
-    import psycopg
-
     ledger.plan(NIGHT, ["a"])
-    with pytest.raises(psycopg.errors.UniqueViolation):
-        ledger._conn.execute(
+    with pytest.raises(LedgerUnavailable, match="duplicate key"):
+        sql(
+            ledger,
             "INSERT INTO backups (app_id, run_date, trigger, status)"
             " VALUES ('a', %s, 'nightly', 'pending')",
             [NIGHT],
@@ -63,7 +77,7 @@ def test_the_schema_refuses_a_second_nightly_row_for_an_app_and_date(ledger: Led
 def test_nights_without_a_run_row_are_recorded_as_missed(ledger: Ledger) -> None:
     ledger.plan(NIGHT, ["a"])
     ledger.plan(NIGHT + timedelta(days=3), ["a"])
-    rows = ledger._conn.execute("SELECT run_date, status FROM nightly_runs ORDER BY 1").fetchall()
+    rows = sql(ledger, "SELECT run_date, status FROM nightly_runs ORDER BY 1")
     assert [(r["run_date"], r["status"]) for r in rows] == [
         (NIGHT, "incomplete"),  # a later night was planned while it was still open
         (NIGHT + timedelta(days=1), "missed"),
@@ -108,7 +122,7 @@ def test_a_process_whose_lease_was_taken_over_cannot_mark_the_row(ledger: Ledger
 
     assert ledger.heartbeat("stale", [stale.id], 60) == set()
     assert not ledger.finish_succeeded(stale, "stale", "file:///x", 1, "00")
-    assert not ledger.finish_failed(stale, "stale", "boom", 0)
+    assert not ledger.finish_failed(stale, "stale", "boom", 0, 0)
     assert not ledger.release(stale, "stale")
     assert statuses(ledger) == {"a": ("running", 2)}
 
@@ -122,15 +136,15 @@ def test_a_process_whose_lease_was_taken_over_cannot_mark_the_row(ledger: Ledger
 def test_a_failed_backup_waits_for_its_backoff_and_stops_at_max_attempts(ledger: Ledger) -> None:
     ledger.plan(NIGHT, ["a"])
     [first] = ledger.claim_nightly(NIGHT, "p", 1, 60, 2)
-    assert ledger.finish_failed(first, "p", "boom", retry_wait=3600)
+    assert ledger.finish_failed(first, "p", "boom", retry_wait=3600, retry_wait_max=7200)
     assert ledger.claim_nightly(NIGHT, "p", 1, 60, 2) == []  # backing off
     pending = ledger.night_pending(NIGHT, 2)
     assert pending["retryable"] == 1 and 3500 < pending["next_retry_in"] <= 3600
 
-    ledger._conn.execute("UPDATE backups SET next_attempt_at = now()")
+    sql(ledger, "UPDATE backups SET next_attempt_at = now()")
     [second] = ledger.claim_nightly(NIGHT, "p", 1, 60, 2)
     assert second.attempt == 2
-    assert ledger.finish_failed(second, "p", "boom again", retry_wait=0)
+    assert ledger.finish_failed(second, "p", "boom again", retry_wait=0, retry_wait_max=0)
     assert ledger.claim_nightly(NIGHT, "p", 1, 60, 2) == []  # no attempts left
     assert ledger.night_pending(NIGHT, 2)["retryable"] == 0
     assert ledger.close_night(NIGHT).status == "incomplete"  # type: ignore[union-attr]
@@ -175,7 +189,7 @@ def test_migrations_run_once_when_many_processes_start_together(database_url: st
         t.join()
     assert errors == []
     led = connect_ledger(database_url, "backupctl")
-    versions = led._conn.execute("SELECT version FROM schema_migrations").fetchall()
+    versions = sql(led, "SELECT version FROM schema_migrations")
     assert sorted(r["version"] for r in versions) == [v for v, _, _ in migrations()]
     led.close()
 
@@ -196,7 +210,7 @@ def test_an_executor_that_lost_its_lease_removes_its_own_artifact(
     timer = threading.Timer(0.2, take_over)
     timer.start()
     with Heartbeat(ledger, "zombie", lease=3600) as heartbeat:
-        executor = Executor(ledger, storages, {"slow": app}, heartbeat, "zombie", 60, 0)
+        executor = Executor(ledger, storages, StaticApps([app]), heartbeat, "zombie", 60, 0)
         outcome = executor.run(claim)
     timer.join()
 
