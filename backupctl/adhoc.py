@@ -11,6 +11,7 @@ from backupctl.heartbeat import Heartbeat
 from backupctl.kinds import KindOptions
 from backupctl.ledger import Ledger
 from backupctl.registry import App
+from backupctl.registry.lookup import StaticApps
 from backupctl.stop import Stop
 from backupctl.storage import Storages
 
@@ -35,15 +36,14 @@ def backup_now(
         executor = Executor(
             ledger,
             storages,
-            {app.id: app},
+            StaticApps([app]),
             heartbeat,
             owner,
             timeout=run.timeout,
             retry_wait=0,
             kind_options=kind_options,
         )
-        for dead in ledger.reap_adhoc(app.id):  # earlier runs killed mid-backup
-            executor.discard_leftovers(dead)
+        executor.reap(ledger.reap_adhoc(app.id))  # earlier runs killed mid-backup
         claim = ledger.start_adhoc(app.id, today, owner, run.lease)
         result: list[Outcome] = []
         errors: list[BaseException] = []

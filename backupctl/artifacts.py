@@ -6,7 +6,17 @@ same key and a leftover of an earlier attempt can be found and removed.
 
 from __future__ import annotations
 
+import re
+
 from backupctl.ledger import Claim
+
+# <app>/<YYYY-MM-DD | adhoc>/<app>-<YYYY-MM-DD>-b<id>-a<attempt>.<ext>.zst, or a
+# temporary name of one: .<that name>.<random>.tmp in the same folder.
+_ARTIFACT = re.compile(
+    r"^(?P<app>[a-z0-9][a-z0-9._-]{0,127})/(?:\d{4}-\d{2}-\d{2}|adhoc)/"
+    r"(?P<tmp>\.)?(?P=app)-\d{4}-\d{2}-\d{2}-b(?P<id>\d+)-a\d+\.[a-z0-9]+\.zst"
+    r"(?(tmp)\.[0-9a-f]+\.tmp)$"
+)
 
 
 def attempt_prefix(claim: Claim) -> str:
@@ -24,3 +34,10 @@ def attempts_up_to(claim: Claim) -> list[str]:
     """Key prefixes of this attempt and every earlier one, never a later one: a later
     attempt belongs to whoever holds the row after us and must not be touched."""
     return [f"{attempt_prefix(claim)}{n}." for n in range(1, claim.attempt + 1)]
+
+
+def backup_id_of(key: str) -> int | None:
+    """The backup id in an artifact's key (or its temporary file's), or None for a
+    key that is not backupctl's (which nothing here ever deletes)."""
+    match = _ARTIFACT.match(key)
+    return int(match.group("id")) if match else None

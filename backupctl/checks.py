@@ -36,6 +36,7 @@ class AppVerdict:
     attempts: int
     last_success: datetime | None
     problem: str | None = None
+    note: str | None = None  # not a problem: why a row was skipped
 
 
 @dataclass
@@ -52,7 +53,11 @@ class CheckResult:
     @property
     def summary(self) -> str:
         if self.code == OK:
-            return f"OK: night {self.night} complete, {len(self.apps)} apps backed up"
+            done = sum(1 for a in self.apps if a.status in ("succeeded", "pruned"))
+            skipped = sum(1 for a in self.apps if a.status == "skipped")
+            return f"OK: night {self.night} complete, {done} apps backed up" + (
+                f", {skipped} skipped (no longer in the registry)" if skipped else ""
+            )
         return f"{self.state}: night {self.night}: " + "; ".join(self.problems)
 
 
@@ -79,6 +84,9 @@ def evaluate(
     by_app = {str(row["app_id"]): row for row in rows}
     enabled = set(enabled_apps)
 
+    if not enabled:
+        # run-nightly refuses such a registry; an empty answer is never a good night.
+        critical.append("the registry lists no enabled apps")
     if night_row is None:
         (warning if window_open else critical).append(
             "not started yet" if window_open else "no run recorded: run-nightly did not run"
@@ -130,6 +138,8 @@ def evaluate(
                 if last_at is None
                 else f"for {format_duration((now - last_at).total_seconds())}"
             )
+        if row is not None and row["status"] == "skipped":
+            verdict.note = str(row["error"] or "skipped")
         if app_id in failed_set:
             verdict.problem = f"failed: {row['error'] if row else ''}"
         elif app_id in stuck_set:

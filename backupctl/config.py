@@ -21,6 +21,7 @@ from backupctl.storage.s3 import S3Options
 
 DEFAULT_CONFIG_PATH = "/etc/backupctl/backupctl.toml"
 DEFAULT_REGISTRY_PATH = "/etc/backupctl/apps.toml"
+SQS_MAX_VISIBILITY = 12 * 3600.0
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -119,10 +120,22 @@ def _schema(value: Any) -> str:
 
 
 def _storage(value: Any) -> str:
+    from backupctl.storage import storage_url_problem
+
     text = _str(value)
-    if not text.startswith(("file://", "s3://")):
-        raise ValueError(f"must start with file:// or s3://, got {text!r}")
+    if (problem := storage_url_problem(text)) is not None:
+        raise ValueError(problem)
     return text
+
+
+def _fraction(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a fraction between 0 and 1, got {value!r}") from None
+    if isinstance(value, bool) or not 0 <= number <= 1:
+        raise ValueError(f"must be a fraction between 0 and 1, got {value!r}")
+    return number
 
 
 @dataclass(frozen=True)
@@ -159,11 +172,26 @@ KEYS: tuple[Key, ...] = (
     Key("run", "lease", _positive_duration, 300.0, "renewed while a backup runs"),
     Key("run", "window", _window, WHOLE_DAY, "when a night's backups may start"),
     Key("run", "retry_wait", _duration, 30.0, "wait before a retry; doubles each attempt"),
+    Key("run", "retry_wait_max", _duration, 600.0, "the longest wait before a retry"),
+    Key(
+        "run",
+        "max_shrink",
+        _fraction,
+        0.25,
+        "refuse a registry missing more than this share of the last night's apps",
+    ),
     Key("s3", "sse", _sse, None, "server-side encryption: AES256 or aws:kms"),
     Key("s3", "kms_key_id", _opt_str, None, "KMS key id for sse = aws:kms"),
     Key("queue", "url", _opt_str, None, "SQS queue URL for enqueue mode and workers"),
     Key("queue", "resend_after", _positive_duration, 3600.0, "resend if enqueued this long"),
     Key("queue", "grace", _duration, 300.0, "worker shutdown: time to finish running backups"),
+    Key(
+        "queue",
+        "ledger_outage",
+        _positive_duration,
+        600.0,
+        "a worker exits (to be restarted) after the ledger is away this long",
+    ),
     Key("retention", "keep_daily", _count, 7, "nightly backups kept, one a day"),
     Key("retention", "keep_weekly", _count, 4, "nightly backups kept, one a week"),
     Key("retention", "keep_monthly", _count, 12, "nightly backups kept, one a month"),
@@ -183,6 +211,8 @@ class RunSettings:
     lease: float
     window: Window
     retry_wait: float
+    retry_wait_max: float = 600.0
+    max_shrink: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -200,6 +230,7 @@ class Settings:
     queue_url: str | None
     queue_resend_after: float
     queue_grace: float
+    queue_ledger_outage: float
     retention: dict[str, int]
     ping_url: str | None
     metrics_file: str | None
@@ -307,6 +338,11 @@ def load_settings(
             origins[key.dotted] = "default"
     if values.get("run.mode") == "enqueue" and "queue.url" in values and not values["queue.url"]:
         problems.append("[run] mode = 'enqueue' needs [queue] url (or BACKUPCTL_QUEUE_URL)")
+    if values.get("run.mode") == "enqueue" and values.get("run.timeout", 0) > SQS_MAX_VISIBILITY:
+        problems.append(
+            f"[run] timeout = {values['run.timeout']:g}s is longer than SQS lets a message "
+            "stay hidden (12h): in enqueue mode a backup must finish within 12h"
+        )
     if problems:
         raise ConfigError(problems)
 
@@ -322,6 +358,7 @@ def load_settings(
         queue_url=values["queue.url"],
         queue_resend_after=values["queue.resend_after"],
         queue_grace=values["queue.grace"],
+        queue_ledger_outage=values["queue.ledger_outage"],
         retention={
             k: values[f"retention.{k}"] for k in ("keep_daily", "keep_weekly", "keep_monthly")
         },

@@ -6,14 +6,13 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from backupctl.config import RunSettings
-from backupctl.executor import discard_leftovers
+from backupctl.executor import discard_safely
 from backupctl.ledger import Ledger
 from backupctl.queue import BATCH, Job, SqsQueue
-from backupctl.redact import redact_text
 from backupctl.registry import App
 from backupctl.storage import Storages
 
@@ -50,25 +49,20 @@ def enqueue_night(
     storages: Storages,
     only_app: str | None = None,
     plan: bool = True,
+    claim_until: datetime | None = None,
 ) -> EnqueueReport:
     """Plan `run_date` (unless `plan` is False: a retry) and send what needs sending.
     A row is marked `enqueued` only once SQS accepted its message, so an unreachable
     queue leaves it as it was."""
     if plan:
-        ledger.plan(run_date, [app.id for app in apps if app.enabled])
+        ledger.plan(run_date, [app.id for app in apps if app.enabled], claim_until)
+    else:  # a retry: rows of apps gone from the registry are not sent again
+        ledger.skip_removed(run_date, [app.id for app in apps if app.enabled])
     report = EnqueueReport(run_date)
     by_id = {app.id: app for app in apps}
     for dead in ledger.reap_expired(run_date, run.max_attempts):
         app = by_id.get(dead.app_id)
-        try:
-            discard_leftovers(storages.get(app.storage if app else None), dead)
-        except Exception as exc:  # storage down: a later finish of the backup cleans up
-            log.warning(
-                "app %s backup %s: could not remove leftovers: %s",
-                dead.app_id,
-                dead.id,
-                redact_text(str(exc)),
-            )
+        discard_safely(storages.get(app.storage if app else None), dead)
 
     with ThreadPoolExecutor(SENDERS, thread_name_prefix="sqs-send") as pool:
 

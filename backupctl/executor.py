@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from backupctl.artifacts import artifact_key, attempts_up_to
@@ -19,7 +20,7 @@ from backupctl.ledger import Claim, Ledger
 from backupctl.logs import backup_extra
 from backupctl.pipeline import dump_to_storage
 from backupctl.redact import redact_text
-from backupctl.registry import App
+from backupctl.registry.lookup import AppLookup
 from backupctl.storage import Storage, Storages
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def new_owner() -> str:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one attempt came to. status: succeeded, failed, lost or released."""
+    """What one attempt came to. status: succeeded, failed, skipped, lost or released."""
 
     claim: Claim
     status: str
@@ -50,13 +51,14 @@ class Executor:
         self,
         ledger: Ledger,
         storages: Storages,
-        apps: Mapping[str, App],
+        apps: AppLookup,
         heartbeat: Heartbeat,
         owner: str,
         timeout: float,
         retry_wait: float,
         kind_options: KindOptions | None = None,
         release_to: str = "pending",
+        retry_wait_max: float = 600.0,
     ) -> None:
         self._ledger = ledger
         self._storages = storages
@@ -67,6 +69,7 @@ class Executor:
         self._owner = owner
         self._timeout = timeout
         self._retry_wait = retry_wait
+        self._retry_wait_max = retry_wait_max
         self._tokens: dict[tuple[int, int], CancelToken] = {}
         self._closing: str | None = None
 
@@ -76,14 +79,14 @@ class Executor:
         for token in list(self._tokens.values()):
             token.cancel(reason)
 
-    def run(self, claim: Claim, on_renew: Callable[[], None] | None = None) -> Outcome:
+    def run(self, claim: Claim) -> Outcome:
         """Run one claimed attempt to its end and record it, unless the lease was lost."""
         started = time.monotonic()
         token = CancelToken(self._timeout)
         self._tokens[(claim.id, claim.attempt)] = token
         if self._closing is not None:  # claimed just as shutdown began
             token.cancel(self._closing)
-        self._heartbeat.track(claim, token, on_renew)
+        self._heartbeat.track(claim, token)
         try:
             return self._run(claim, token, started)
         finally:
@@ -93,6 +96,8 @@ class Executor:
     def _run(self, claim: Claim, token: CancelToken, started: float) -> Outcome:
         app = self._apps.get(claim.app_id)
         extra = backup_extra(claim.app_id, claim.id)
+        if app is None:
+            return self._skip(claim, started)
         log.info(
             "app %s backup %s: attempt %d started",
             claim.app_id,
@@ -100,12 +105,11 @@ class Executor:
             claim.attempt,
             extra=extra,
         )
-        storage = self._storage_for(claim)
         secrets: list[str] = []
         try:
-            if app is None:
-                raise BackupFailed(f"app {claim.app_id!r} is not in the registry (or disabled)")
-            kind = kind_for(app, self._kind_options)
+            storage = self._storages.get(app.storage)
+            options = dataclasses.replace(self._kind_options, hidden_env=self._apps.secret_env())
+            kind = kind_for(app, options)
             secrets = kind.secrets(app)
             key = artifact_key(claim, kind.extension)
             stored = dump_to_storage(kind, app, storage, key, token)
@@ -129,8 +133,9 @@ class Executor:
 
         uri = storage.uri(stored.key)
         if not self._ledger.finish_succeeded(claim, self._owner, uri, stored.size, stored.sha256):
-            # Fenced: another process owns this backup now. Leave no second artifact.
-            storage.delete(stored.key)
+            # Fenced: another process owns this backup now (finish_succeeded has made
+            # sure the row does not point here). Leave no second artifact.
+            discard_safely(storage, claim, only=stored.key)
             log.warning(
                 "app %s backup %s: lease was taken over; removed own artifact",
                 claim.app_id,
@@ -154,9 +159,25 @@ class Executor:
         app = self._apps.get(claim.app_id)
         return self._storages.get(app.storage if app else None)
 
+    def _skip(self, claim: Claim, started: float) -> Outcome:
+        reason = "skipped: the app is no longer in the registry (or is disabled)"
+        if not self._ledger.skip_claimed(claim, self._owner, reason):
+            return self._outcome(claim, "lost", started, error="lease taken over")
+        self._discard(claim)
+        log.warning(
+            "app %s backup %s: %s",
+            claim.app_id,
+            claim.id,
+            reason,
+            extra=backup_extra(claim.app_id, claim.id),
+        )
+        return self._outcome(claim, "skipped", started, error=reason)
+
     def _fail(self, claim: Claim, started: float, error: str, secrets: list[str]) -> Outcome:
         error = redact_text(error, secrets)
-        if not self._ledger.finish_failed(claim, self._owner, error, self._retry_wait):
+        if not self._ledger.finish_failed(
+            claim, self._owner, error, self._retry_wait, self._retry_wait_max
+        ):
             log.warning(
                 "app %s backup %s: lease was taken over",
                 claim.app_id,
@@ -175,28 +196,40 @@ class Executor:
         )
         return self._outcome(claim, "failed", started, error=error)
 
-    def discard_leftovers(self, claim: Claim) -> None:
-        """Remove what a dead holder of `claim` may have left in storage."""
-        self._discard(claim)
+    def reap(self, dead: Iterable[Claim]) -> None:
+        """Remove what the dead holders of `dead` (rows just reaped) left in storage."""
+        for claim in dead:
+            self._discard(claim)
 
     def _discard(self, claim: Claim, keep: str | None = None) -> None:
         try:
-            discard_leftovers(self._storage_for(claim), claim, keep)
-        except Exception as exc:  # storage down: the next finish of this backup retries
-            log.warning(
-                "app %s backup %s: could not remove leftovers: %s",
-                claim.app_id,
-                claim.id,
-                redact_text(str(exc)),
-                extra=backup_extra(claim.app_id, claim.id),
-            )
+            storage = self._storage_for(claim)
+        except Exception as exc:  # a storage that can't open: `verify --orphans` finds them
+            log.warning("app %s backup %s: %s", claim.app_id, claim.id, redact_text(str(exc)))
+            return
+        discard_safely(storage, claim, keep=keep)
 
     @staticmethod
     def _outcome(claim: Claim, status: str, started: float, **fields: object) -> Outcome:
         return Outcome(claim, status, time.monotonic() - started, **fields)  # type: ignore[arg-type]
 
 
-def discard_leftovers(storage: Storage, claim: Claim, keep: str | None = None) -> None:
-    """Remove what this attempt and earlier ones left in storage, except `keep`."""
-    for prefix in attempts_up_to(claim):
-        storage.discard_attempts(prefix, keep=keep)
+def discard_safely(
+    storage: Storage, claim: Claim, keep: str | None = None, only: str | None = None
+) -> None:
+    """Remove what this attempt and earlier ones left in storage, except `keep` (or
+    just `only`). A storage error is logged: `verify --orphans` finds what stays."""
+    try:
+        if only is not None:
+            storage.delete(only)
+        else:
+            for prefix in attempts_up_to(claim):
+                storage.discard_attempts(prefix, keep=keep)
+    except Exception as exc:  # storage down: the next finish of this backup retries
+        log.warning(
+            "app %s backup %s: could not remove leftovers: %s",
+            claim.app_id,
+            claim.id,
+            redact_text(str(exc)),
+            extra=backup_extra(claim.app_id, claim.id),
+        )

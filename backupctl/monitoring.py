@@ -17,10 +17,12 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from datetime import time as dt_time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from backupctl import __version__
+from backupctl.atomic import write_atomically
 from backupctl.redact import redact_text
 
 if TYPE_CHECKING:
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # The states of a backup row and of a night, in the order they are shown.
-BACKUP_STATUSES = ("pending", "enqueued", "running", "succeeded", "failed", "pruned")
+BACKUP_STATUSES = ("pending", "enqueued", "running", "succeeded", "failed", "pruned", "skipped")
 NIGHT_STATUSES = ("running", "complete", "incomplete", "missed")
 
 MAX_BODY_BYTES = 10_000
@@ -355,7 +357,7 @@ def _write_metrics(
     nights: Sequence[Mapping[str, Any]] | None,
     now: float,
 ) -> None:
-    from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+    from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
     rows = [row for row in night_rows if row.get("trigger", "nightly") == "nightly"]
@@ -438,5 +440,6 @@ def _write_metrics(
         registry=registry,
     ).set(now)
 
-    # Writes a temporary file next to `path`, then renames it over `path`.
-    write_to_textfile(path, registry)
+    # Not prometheus_client's write_to_textfile: its temporary name is predictable
+    # and opened without O_EXCL, so a planted link there would be written through.
+    write_atomically(Path(path), generate_latest(registry))

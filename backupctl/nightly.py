@@ -14,6 +14,7 @@ from backupctl.heartbeat import Heartbeat
 from backupctl.kinds import KindOptions
 from backupctl.ledger import Ledger, NightSummary
 from backupctl.registry import App
+from backupctl.registry.lookup import StaticApps
 from backupctl.stop import Stop
 from backupctl.storage import Storages
 
@@ -40,6 +41,15 @@ class NightReport:
         return sum(1 for row in self.rows if row["status"] == "failed")
 
     @property
+    def skipped(self) -> int:
+        return sum(1 for row in self.rows if row["status"] == "skipped")
+
+    @property
+    def complete(self) -> bool:
+        """Every backup of the night is final and none failed: the night is good."""
+        return self.summary is not None and self.summary.status == "complete"
+
+    @property
     def exit_code(self) -> int:
         return 1 if self.failed or self.not_started else 0
 
@@ -60,26 +70,30 @@ def run_night(
     on_planned: Callable[[int], None] | None = None,
     plan: bool = True,
 ) -> NightReport:
-    """Plan `run_date` for the enabled apps and run what is claimable until nothing is left."""
+    """Plan `run_date` for the enabled apps and run what is claimable until nothing is
+    left, claiming nothing new from `claim_until` on (None: no limit). Rows of apps no
+    longer in `apps` are skipped."""
     stop = stop or Stop()
     enabled = [app for app in apps if app.enabled]
     if plan:  # a retry works on the night as it was planned, not on today's registry
-        ledger.plan(run_date, [app.id for app in enabled])
+        ledger.plan(run_date, [app.id for app in enabled], claim_until)
+    else:
+        ledger.skip_removed(run_date, [app.id for app in enabled])
     report = NightReport(run_date)
 
     with Heartbeat(ledger, owner, run.lease) as heartbeat:
         executor = Executor(
             ledger,
             storages,
-            {app.id: app for app in enabled},
+            StaticApps(apps),
             heartbeat,
             owner,
             timeout=run.timeout,
             retry_wait=run.retry_wait,
+            retry_wait_max=run.retry_wait_max,
             kind_options=kind_options,
         )
-        for dead in ledger.reap_expired(run_date, run.max_attempts):
-            executor.discard_leftovers(dead)
+        executor.reap(ledger.reap_expired(run_date, run.max_attempts))
         if on_planned is not None:  # a progress bar wants its total (a read of the night)
             on_planned(
                 sum(

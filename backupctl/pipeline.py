@@ -9,7 +9,7 @@ from typing import IO, cast
 import zstandard
 
 from backupctl.cancel import CancelToken
-from backupctl.kinds import Kind
+from backupctl.kinds import Dumper
 from backupctl.registry.model import App
 from backupctl.storage import Storage, Upload
 
@@ -45,7 +45,7 @@ class Stored:
 
 
 def dump_to_storage(
-    kind: Kind, app: App, storage: Storage, key: str, cancel: CancelToken
+    kind: Dumper, app: App, storage: Storage, key: str, cancel: CancelToken
 ) -> Stored:
     """Stream the app's dump, compressed, to `key`; publish only if every step succeeded."""
     with storage.open_write(key) as upload:

@@ -89,13 +89,20 @@ class Received:
     message_id: str
 
 
-def sqs_client() -> Any:
-    """A boto3 SQS client: credential chain, standard retries, AWS_ENDPOINT_URL_SQS."""
+def sqs_client(*, connect_timeout: float = 10, read_timeout: float = 40, attempts: int = 0) -> Any:
+    """A boto3 SQS client: credential chain, standard retries, AWS_ENDPOINT_URL_SQS.
+    (`attempts` 0: AWS_MAX_ATTEMPTS, else boto3's default.)"""
     import boto3
     from botocore.config import Config
 
+    retries: dict[str, Any] = {"mode": "standard"}
+    if attempts:
+        retries["total_max_attempts"] = attempts
     config = Config(
-        retries={"mode": "standard"}, connect_timeout=10, read_timeout=40, max_pool_connections=32
+        retries=retries,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        max_pool_connections=32,
     )
     return boto3.session.Session().client("sqs", config=config)
 
@@ -176,6 +183,23 @@ class SqsQueue:
             self.client.change_message_visibility(
                 QueueUrl=self.url, ReceiptHandle=received.receipt, VisibilityTimeout=seconds
             )
+
+    def extend_many(self, messages: Sequence[Received], seconds: int) -> list[str]:
+        """Keep many messages hidden `seconds` longer, 10 per call; return the ids of
+        those SQS refused (a receipt handle gone stale)."""
+        refused: list[str] = []
+        for start in range(0, len(messages), BATCH):
+            batch = messages[start : start + BATCH]
+            entries = [
+                {"Id": str(n), "ReceiptHandle": m.receipt, "VisibilityTimeout": seconds}
+                for n, m in enumerate(batch)
+            ]
+            with self._errors():
+                response = self.client.change_message_visibility_batch(
+                    QueueUrl=self.url, Entries=entries
+                )
+            refused += [batch[int(f["Id"])].message_id for f in response.get("Failed", [])]
+        return refused
 
     def delete(self, received: Received) -> None:
         with self._errors():

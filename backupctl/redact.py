@@ -15,9 +15,19 @@ _URL_PASSWORD = re.compile(r"(?P<prefix>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*:)(
 # (also PGPASSWORD=..., client_secret=..., access_token=...)
 # (and the JSON/YAML forms: "password": "x", password: x; and AWS keys and signatures)
 _KV_PASSWORD = re.compile(
-    r"(?i)\b([a-z0-9_-]*(?:password|passwd|pwd|secret|token|secret_access_key|signature))"
+    r"(?i)\b([a-z0-9_-]*(?:password|passwd|pwd|secret|token|secret_access_key|signature"
+    r"|credential))"
     r"(\"?\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s&,}]+)"
 )
+# Headers as botocore and urllib3 log them, a Python dict's repr:
+# 'X-Amz-Security-Token': b'...', 'Authorization': b'AWS4-HMAC-SHA256 Credential=...'
+_HEADER_REPR = re.compile(
+    r"(?i)(['\"](?:(?:proxy-)?authorization|cookie|set-cookie|x-amz-security-token"
+    r"|[a-z0-9-]*(?:token|secret|password|signature|credential))['\"]\s*:\s*b?)"
+    r"(['\"])(?:(?!\2).)*\2"
+)
+# ... and as plain lines: "Authorization: Bearer ..." (to the end of the line).
+_HEADER_LINE = re.compile(r"(?im)^(\s*(?:proxy-)?authorization\s*:\s*)\S.*$")
 
 
 def redact_url(url: str) -> str:
@@ -40,4 +50,6 @@ def redact_text(text: str, secrets: Iterable[str] = ()) -> str:
         if secret and len(secret) >= 3:
             text = text.replace(secret, MASK)
     text = _URL_PASSWORD.sub(lambda m: f"{m.group('prefix')}{MASK}@", text)
+    text = _HEADER_REPR.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}{m.group(2)}", text)
+    text = _HEADER_LINE.sub(lambda m: f"{m.group(1)}{MASK}", text)
     return _KV_PASSWORD.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)

@@ -17,6 +17,7 @@ from typing import IO, Any, BinaryIO, cast
 
 import zstandard
 
+from backupctl.atomic import create_temp, publish_new
 from backupctl.errors import BackupctlError, BackupFailed, UsageError
 from backupctl.kinds import kind_of_artifact
 from backupctl.kinds.postgres import find_program, libpq_env, pg_restore_argv, split_password
@@ -236,17 +237,21 @@ def _restore_output(storages: Storages, artifact: Artifact, target: str) -> str:
             _verdict(artifact, checked)
         return f"restored {artifact.app_id} (backup {artifact.backup_id}) to standard output"
     path = Path(target)
-    if path.exists():
+    if os.path.lexists(path):
         raise UsageError(f"{path} already exists: restore to a new file")
-    tmp = path.with_name(f".{path.name}.restoring")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A new, randomly named file that no planted link can redirect, published under
+    # its name only if nothing took that name meanwhile.
+    fd, tmp = create_temp(path)
     try:
         with os.fdopen(fd, "wb") as out, _plain_stream(storages, artifact) as (reader, checked):
             _copy(reader, out.write)
             _verdict(artifact, checked)
             out.flush()
             os.fsync(out.fileno())
-        os.rename(tmp, path)
+        try:
+            publish_new(tmp, path)
+        except FileExistsError as exc:
+            raise UsageError(str(exc)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

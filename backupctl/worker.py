@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
-from backupctl.config import RunSettings
+from backupctl.config import SQS_MAX_VISIBILITY, RunSettings
 from backupctl.errors import LedgerUnavailable
 from backupctl.executor import Executor, Outcome
 from backupctl.heartbeat import Heartbeat
@@ -18,14 +19,16 @@ from backupctl.kinds import KindOptions
 from backupctl.ledger import Ledger
 from backupctl.logs import backup_extra
 from backupctl.queue import PoisonMessage, QueueUnavailable, Received, SqsQueue, parse_job
-from backupctl.registry import App
+from backupctl.registry.lookup import AppLookup
 from backupctl.stop import Stop
 from backupctl.storage import Storages
 
 log = logging.getLogger(__name__)
 
-MAX_VISIBILITY = 12 * 3600  # SQS's limit
+MAX_VISIBILITY = int(SQS_MAX_VISIBILITY)
 RECEIVE_VISIBILITY = 30  # until the row is claimed; short, so an abandoned receive heals fast
+# While the ledger is away, how often to look again (doubling up to the last).
+LEDGER_PROBE = (1.0, 30.0)
 
 
 @dataclass
@@ -39,6 +42,56 @@ class WorkerReport:
         return 1 if any(o.status == "failed" for o in self.outcomes) else 0
 
 
+class VisibilityKeeper:
+    """Keeps the messages of running backups hidden, in a thread of its own and in
+    batches, so a slow SQS never delays a lease renewal (the lease, not the
+    message, is what protects a row: a message shown too early is a duplicate
+    delivery, which the ledger turns away)."""
+
+    def __init__(self, queue: SqsQueue, visibility: int) -> None:
+        self._queue = queue
+        self._visibility = visibility
+        self.interval = max(0.5, visibility / 4)
+        self._held: dict[str, Received] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="visibility", daemon=True)
+
+    def __enter__(self) -> VisibilityKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+    def hold(self, message: Received) -> None:
+        with self._lock:
+            self._held[message.message_id] = message
+
+    def drop(self, message: Received) -> None:
+        with self._lock:
+            self._held.pop(message.message_id, None)
+
+    def _loop(self) -> None:
+        due = time.monotonic() + self.interval
+        while not self._stop.wait(max(0.0, due - time.monotonic())):
+            due += self.interval
+            with self._lock:
+                held = list(self._held.values())
+            if not held:
+                continue
+            try:
+                refused = self._queue.extend_many(held, self._visibility)
+            except QueueUnavailable as exc:
+                log.warning("cannot keep running backups' messages hidden: %s", exc)
+                continue
+            for message_id in refused:
+                log.warning("message %s: SQS refused to keep it hidden", message_id)
+            if due <= time.monotonic():
+                due = time.monotonic() + self.interval
+
+
 class Worker:
     """Serves one queue with up to `concurrency` backups at once."""
 
@@ -47,7 +100,7 @@ class Worker:
         *,
         ledger: Ledger,
         queue: SqsQueue,
-        apps: Mapping[str, App],
+        apps: AppLookup,
         storages: Storages,
         run: RunSettings,
         owner: str,
@@ -55,10 +108,13 @@ class Worker:
         kind_options: KindOptions | None = None,
         on_outcome: Callable[[Outcome], None] = lambda _: None,
         on_night_closed: Callable[[date], None] = lambda _: None,
+        ledger_outage: float = 600.0,
+        keeper_queue: SqsQueue | None = None,
     ) -> None:
         self._ledger = ledger
         self._queue = queue
-        self._apps = {app_id: app for app_id, app in apps.items() if app.enabled}
+        self._keeper_queue = keeper_queue or queue
+        self._apps = apps
         self._storages = storages
         self._run = run
         self._owner = owner
@@ -66,21 +122,29 @@ class Worker:
         self._kind_options = kind_options
         self._on_outcome = on_outcome
         self._on_night_closed = on_night_closed
-        # Hidden long enough to survive between two heartbeats; visible again soon after
-        # this worker dies, when its lease has expired too.
+        self._ledger_outage = ledger_outage
+        # Hidden long enough to outlast a few missed extensions; visible again soon
+        # after this worker dies, when its lease has expired too.
         self.visibility = int(min(MAX_VISIBILITY, max(2, run.lease * 2)))
         self.report = WorkerReport()
         self._lock = threading.Lock()
         self._inflight: set[Future[None]] = set()
         self._poll_error: QueueUnavailable | LedgerUnavailable | None = None
+        self._keeper: VisibilityKeeper | None = None
 
     def serve(self, stop: Stop, *, once: bool, grace: float, poll: int = 20) -> WorkerReport:
         """Receive and run jobs until `stop` (or, with `once`, until the queue is drained).
 
         On stop: receive nothing more, let running backups finish within `grace`
         seconds, then give the rest back (lease released, message visible again).
+        A ledger away for longer than `ledger_outage` stops the worker with
+        LedgerUnavailable (exit 3), so that its service manager restarts it.
         """
-        with Heartbeat(self._ledger, self._owner, self._run.lease) as heartbeat:
+        with (
+            Heartbeat(self._ledger, self._owner, self._run.lease) as heartbeat,
+            VisibilityKeeper(self._keeper_queue, self.visibility) as keeper,
+        ):
+            self._keeper = keeper
             executor = Executor(
                 self._ledger,
                 self._storages,
@@ -89,6 +153,7 @@ class Worker:
                 self._owner,
                 timeout=self._run.timeout,
                 retry_wait=self._run.retry_wait,
+                retry_wait_max=self._run.retry_wait_max,
                 kind_options=self._kind_options,
                 release_to="enqueued",
             )
@@ -97,7 +162,7 @@ class Worker:
                 # thread: a SIGTERM is acted on at once, not after the poll.
                 poller = threading.Thread(
                     target=self._poll,
-                    args=(pool, executor, stop, 1 if once else poll, once),
+                    args=(pool, stop, 1 if once else poll, once, executor),
                     name="poller",
                     daemon=True,
                 )
@@ -108,12 +173,13 @@ class Worker:
                 # A poll still in progress is not waited for: what it brings in is
                 # hidden for RECEIVE_VISIBILITY only, or handed back if it returns now.
                 poller.join(timeout=0 if stop.hard.is_set() else 1)
-        if self._poll_error is not None and once:
+        fatal = isinstance(self._poll_error, LedgerUnavailable) and stop.event.is_set()
+        if self._poll_error is not None and (once or fatal):
             raise self._poll_error
         return self.report
 
     def _poll(
-        self, pool: ThreadPoolExecutor, executor: Executor, stop: Stop, wait_s: int, once: bool
+        self, pool: ThreadPoolExecutor, stop: Stop, wait_s: int, once: bool, executor: Executor
     ) -> None:
         while not stop.event.is_set():
             with self._lock:
@@ -123,6 +189,12 @@ class Worker:
                 running = set(self._inflight)
             if free <= 0:  # receive again as soon as a slot frees up
                 wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+                continue
+            if self._ledger.connector.down_since is not None and not once:
+                # Nothing is received while the ledger is away: a message taken now
+                # could only be handed back, again and again.
+                if not self._wait_for_ledger(stop):
+                    return
                 continue
             try:
                 received = self._queue.receive(
@@ -137,13 +209,41 @@ class Worker:
                 continue
             if stop.event.is_set():
                 for message in received:  # not ours to start any more
-                    self._queue.extend(message, 0)
+                    self._give_back(message)
                 return
             with self._lock:
                 for message in received:
                     self._inflight.add(pool.submit(self._handle, executor, message))
             if once and ((not received and not busy) or self._poll_error is not None):
                 return
+
+    def _wait_for_ledger(self, stop: Stop) -> bool:
+        """Probe the ledger with backoff until it answers (True) or has been away for
+        `ledger_outage` (False: the worker stops, exit 3)."""
+        delay, longest = LEDGER_PROBE
+        while not stop.event.is_set():
+            since = self._ledger.connector.down_since
+            if since is None:
+                return True
+            away = time.monotonic() - since
+            if away >= self._ledger_outage:
+                self._poll_error = LedgerUnavailable(
+                    f"the ledger has been unreachable for {away:.0f}s ([queue] ledger_outage): "
+                    "stopping so that the service manager restarts this worker"
+                )
+                log.error("%s", self._poll_error)
+                stop.request("the ledger is unreachable")
+                return False
+            try:
+                self._ledger.now()
+            except LedgerUnavailable as exc:
+                log.warning("%s; not receiving until it is back", exc)
+                stop.event.wait(min(delay, max(0.1, self._ledger_outage - away)))
+                delay = min(delay * 2, longest)
+                continue
+            log.info("the ledger is back: receiving again")
+            return True
+        return False
 
     def _wind_down(self, executor: Executor, stop: Stop, grace: float) -> None:
         """Let running backups finish within `grace`; then give the rest back."""
@@ -169,11 +269,13 @@ class Worker:
         try:
             self._handle_job(executor, message)
         except (LedgerUnavailable, QueueUnavailable) as exc:
-            # The message comes back after its visibility timeout; a --once run ends
-            # with exit 3 instead of claiming it did its job.
+            # The message comes back after its visibility timeout. A --once run ends
+            # with exit 3 instead of claiming it did its job; a service waits for the
+            # ledger to come back (see _poll).
             log.error("message %s: %s", message.message_id, exc)
-            with self._lock:
-                self._poll_error = self._poll_error or exc
+            if isinstance(exc, QueueUnavailable) or self._ledger.connector.down_since is None:
+                with self._lock:
+                    self._poll_error = self._poll_error or exc
         except Exception:
             # One bad job never stops the loop; the message comes back after its
             # visibility timeout and the ledger decides again.
@@ -182,13 +284,26 @@ class Worker:
     def _handle_job(self, executor: Executor, message: Received) -> None:
         try:
             job = parse_job(message.body)
-            if job.app_id not in self._apps:
-                raise PoisonMessage(f"app {job.app_id!r} is not in this worker's registry")
         except PoisonMessage as exc:
-            log.warning("message %s: poison (%s): deleted", message.message_id, exc)
-            with self._lock:
-                self.report.poison += 1
-            self._queue.delete(message)
+            self._poison(message, str(exc))
+            return
+        if self._apps.get(job.app_id) is None:  # reloads the registry first
+            reason = "skipped: the app is not in the worker's registry (or is disabled)"
+            if self._ledger.skip_backup(job.backup_id, job.app_id, job.run_date, reason):
+                log.warning(
+                    "app %s backup %s: %s; message deleted",
+                    job.app_id,
+                    job.backup_id,
+                    reason,
+                    extra=backup_extra(job.app_id, job.backup_id),
+                )
+                with self._lock:
+                    self.report.skipped += 1
+                self._queue.delete(message)
+                self._night_may_be_over(job.run_date)
+                return
+            # Nothing to skip: the row is done or held elsewhere, or there is none.
+            self._settle_unclaimed(message, job.backup_id, job.app_id, job.run_date)
             return
         claim = self._ledger.claim_backup(
             job.backup_id,
@@ -201,65 +316,86 @@ class Worker:
         if claim is None:
             # A holder that died on the last attempt leaves a row nobody may claim:
             # fail it here, or the night never ends.
-            for dead in self._ledger.reap_expired(job.run_date, self._run.max_attempts):
-                executor.discard_leftovers(dead)
+            executor.reap(self._ledger.reap_expired(job.run_date, self._run.max_attempts))
             self._settle_unclaimed(message, job.backup_id, job.app_id, job.run_date)
             return
-        self._queue.extend(message, self.visibility)  # ours now: hidden as long as the lease
-        outcome = executor.run(claim, on_renew=lambda: self._queue.extend(message, self.visibility))
+        assert self._keeper is not None
+        self._keeper.hold(message)
+        try:
+            self._queue.extend(message, self.visibility)  # ours now: hidden as long as the lease
+        except QueueUnavailable as exc:  # the keeper tries again; the lease protects the row
+            log.warning("message %s: %s", message.message_id, exc)
+        try:
+            outcome = executor.run(claim)
+        finally:
+            self._keeper.drop(message)
         with self._lock:
             self.report.outcomes.append(outcome)
         self._on_outcome(outcome)
         if outcome.status == "released":
-            self._queue.extend(message, 0)
-        elif outcome.status in ("succeeded", "failed"):
+            self._give_back(message)
+        elif outcome.status in ("succeeded", "failed", "skipped"):
             self._settle(message, claim.id)
         # "lost": another process holds the row now, and settles its own message.
+
+    def _poison(self, message: Received, why: str) -> None:
+        log.warning("message %s: poison (%s): deleted", message.message_id, why)
+        with self._lock:
+            self.report.poison += 1
+        self._queue.delete(message)
+
+    def _give_back(self, message: Received) -> None:
+        try:
+            self._queue.extend(message, 0)
+        except QueueUnavailable as exc:  # it shows again when its visibility runs out
+            log.warning("message %s: %s", message.message_id, exc)
 
     def _settle_unclaimed(
         self, message: Received, backup_id: int, app_id: str, night: date
     ) -> None:
         row = self._ledger.backup_by_id(backup_id)
         if row is None or row["app_id"] != app_id or row["run_date"] != night:
-            log.warning(
-                "message %s: poison (no backup %s for %s on %s): deleted",
-                message.message_id,
-                backup_id,
-                app_id,
-                night,
-            )
-            with self._lock:
-                self.report.poison += 1
-            self._queue.delete(message)
+            self._poison(message, f"no backup {backup_id} for {app_id} on {night}")
             return
         with self._lock:
             self.report.skipped += 1
-        log.info(
-            "app %s backup %s: %s elsewhere or already; message settled",
-            app_id,
-            backup_id,
-            row["status"],
-            extra=backup_extra(app_id, backup_id),
-        )
+        if row["claims_closed"] and row["status"] in ("pending", "enqueued", "failed"):
+            log.warning(
+                "app %s backup %s: the window of night %s has closed; not started, message "
+                "deleted (`backupctl retry --date %s` or `run-nightly --date %s` runs it)",
+                app_id,
+                backup_id,
+                night,
+                night,
+                night,
+                extra=backup_extra(app_id, backup_id),
+            )
+        else:
+            log.info(
+                "app %s backup %s: %s elsewhere or already; message settled",
+                app_id,
+                backup_id,
+                row["status"],
+                extra=backup_extra(app_id, backup_id),
+            )
         self._settle(message, backup_id, row)
 
-    def _settle(
-        self, message: Received, backup_id: int, row: dict[str, object] | None = None
-    ) -> None:
+    def _settle(self, message: Received, backup_id: int, row: dict[str, Any] | None = None) -> None:
         """Delete the message once the row is final; else show it again when it may retry."""
         row = row or self._ledger.backup_by_id(backup_id)
         assert row is not None
-        attempts_left = int(str(row["attempts"])) < self._run.max_attempts + int(
-            str(row["extra_attempts"])
-        )
-        if row["status"] == "failed" and attempts_left:
-            retry_in = float(str(row["retry_in"] or 0))
+        attempts_left = int(row["attempts"]) < self._run.max_attempts + int(row["extra_attempts"])
+        if row["status"] == "failed" and attempts_left and not row["claims_closed"]:
+            retry_in = float(row["retry_in"] or 0)
             self._queue.extend(message, int(min(MAX_VISIBILITY, max(0.0, retry_in) + 1)))
             return
-        # Final, or held under a live lease by another process (which settles its own).
+        # Final, held under a live lease by another process (which settles its own),
+        # or past its night's window (a rerun or retry sends it again).
         self._queue.delete(message)
-        night = row["run_date"]
-        assert isinstance(night, date)
-        if row["status"] != "running" and not self._ledger.night_has_open_rows(night):
+        if row["status"] != "running":
+            self._night_may_be_over(row["run_date"])
+
+    def _night_may_be_over(self, night: date) -> None:
+        if not self._ledger.night_has_open_rows(night):
             self._ledger.close_night(night)
             self._on_night_closed(night)

@@ -88,6 +88,7 @@ from backupctl.ledger import Ledger, connect_ledger
 from backupctl.queue import BATCH, Job, Received, SqsQueue, sqs_client
 from backupctl.redact import redact_url
 from backupctl.registry import App
+from backupctl.registry.lookup import StaticApps
 from backupctl.stop import Stop
 from backupctl.storage import Storages
 from backupctl.worker import Worker
@@ -511,7 +512,7 @@ def worker_bench(
         worker = Worker(
             ledger=as_ledger(TimedLedger(worker_ledger, timings)),
             queue=queue,
-            apps=apps,
+            apps=StaticApps(list(apps.values())),
             storages=storages,
             run=RUN,
             owner=new_owner(),

@@ -37,7 +37,7 @@ def backup(ctx: click.Context, app_id: str, as_json: bool) -> None:
         known = ", ".join(sorted(apps)) or "none"
         raise UsageError(f"no app {app_id!r} in the registry {settings.registry} (apps: {known})")
     storages = open_storages(settings)
-    ledger = open_ledger(settings)
+    ledger = open_ledger(settings, workers=1)
     today = datetime.now(UTC).astimezone(settings.timezone).date()
     stop = stop_on_signals()
     with recorded(ledger, "backup", today) as exit_code:

@@ -95,6 +95,7 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
                         "attempts": a.attempts,
                         "last_success": a.last_success,
                         "problem": a.problem,
+                        "note": a.note,
                     }
                     for a in result.apps
                 ],
@@ -108,7 +109,6 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
                 if a.last_success
                 else "never succeeded"
             )
-            click.echo(
-                f"  {a.app_id}: {a.status}, {age}" + (f" - {a.problem}" if a.problem else "")
-            )
+            detail = a.problem or a.note
+            click.echo(f"  {a.app_id}: {a.status}, {age}" + (f" - {detail}" if detail else ""))
     ctx.exit(result.code)

@@ -40,17 +40,27 @@ def config() -> None:
 def config_check(ctx: click.Context, as_json: bool) -> None:
     """Validate the configuration and registry; show every setting in effect and its origin.
 
-    Secrets are masked. Exit 0 when valid, 2 (with every problem listed) when not.
+    Secrets are masked. Exit 0 when valid, 2 (with every problem listed) when not,
+    1 when valid but an enabled app could not be backed up now (a folder that does
+    not exist, a program not found): a mount or a package may still appear.
 
     \b
     Example:
       backupctl --config /etc/backupctl/backupctl.toml config check
     """
-    from backupctl.context import load_apps, open_storages, storage_url
+    from backupctl.context import kind_options, load_apps, open_storages, storage_url
+    from backupctl.kinds import kind_for
 
     settings = settings_from(ctx)
     apps = load_apps(settings)
     open_storages(settings)
+    options = kind_options(settings)
+    now_failing = [
+        f"app {app.id!r}: {problem}"
+        for app in apps
+        if app.enabled
+        for problem in kind_for(app, options).preflight(app)
+    ]
     values = settings.values
     rows = [
         [key.dotted, _shown(values[key.dotted], key), settings.origins[key.dotted]] for key in KEYS
@@ -64,13 +74,19 @@ def config_check(ctx: click.Context, as_json: bool) -> None:
                 "config_file": settings.config_file,
                 "settings": {r[0]: {"value": r[1], "origin": r[2]} for r in rows},
                 "apps": {"total": len(apps), "enabled": enabled},
+                "would_fail_now": now_failing,
             },
         )
-        return
+        ctx.exit(1 if now_failing else 0)
     table(
         f"configuration: {settings.config_file or 'no file (defaults and environment)'}",
         ["key", "value", "origin"],
         rows,
     )
     click.echo(f"registry {settings.registry}: {len(apps)} apps, {enabled} enabled")
+    if now_failing:
+        click.echo(f"configuration is valid, but {len(now_failing)} backups would fail now:")
+        for line in now_failing:
+            click.echo(f"  {line}")
+        ctx.exit(1)
     click.echo("configuration is valid")

@@ -2,14 +2,48 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import click
 
 from backupctl.cli import cli
-from backupctl.cli.common import parse_date, recorded, settings_from
+from backupctl.cli.common import parse_date, parse_duration_option, recorded, settings_from
 from backupctl.cli.render import emit_json, human_size
 from backupctl.errors import BackupctlError, UsageError
+
+if TYPE_CHECKING:
+    from backupctl.config import Settings
+    from backupctl.ledger import Ledger
+    from backupctl.orphans import Orphan, OrphanReport
+
+
+def _sweep(ledger: Ledger, settings: Settings, min_age: float, *, delete: bool) -> OrphanReport:
+    """Find the orphans in the configured storage and every app's own; remove them
+    when `delete`."""
+    from backupctl.context import load_apps, open_storages
+    from backupctl.orphans import OrphanReport, find_orphans, remove_orphans
+
+    storages = open_storages(settings).all_of([app.storage for app in load_apps(settings)])
+    report = OrphanReport()
+    report.found = find_orphans(ledger, storages, datetime.now(UTC), timedelta(seconds=min_age))
+    if delete:
+        remove_orphans(report.found, report)
+    return report
+
+
+def _orphan_json(orphan: Orphan) -> dict[str, object]:
+    return {"uri": orphan.uri, "modified": orphan.entry.modified}
+
+
+OLDER_THAN = click.option(
+    "--older-than",
+    default="24h",
+    show_default=True,
+    callback=parse_duration_option,
+    metavar="DURATION",
+    help="Only files at least this old count as orphans (younger ones may be in flight).",
+)
 
 
 @cli.command("verify")
@@ -22,23 +56,50 @@ from backupctl.errors import BackupctlError, UsageError
 )
 @click.option("--app", "app_id", metavar="APP", help="Only this app.")
 @click.option("--all", "every", is_flag=True, help="Every succeeded backup of every night.")
+@click.option(
+    "--orphans",
+    is_flag=True,
+    help="Instead: list what storage holds that no ledger row points to.",
+)
+@click.option("--delete", is_flag=True, help="With --orphans: remove them.")
+@OLDER_THAN
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema_version 1).")
 @click.pass_context
 def verify(
-    ctx: click.Context, run_date: date | None, app_id: str | None, every: bool, as_json: bool
+    ctx: click.Context,
+    run_date: date | None,
+    app_id: str | None,
+    every: bool,
+    orphans: bool,
+    delete: bool,
+    older_than: float,
+    as_json: bool,
 ) -> None:
     """Re-read stored backups and compare their sha256 and size with the ledger's.
 
     Exit 0 when every artifact is intact, 1 when one is missing or damaged.
 
+    With --orphans it checks the other direction: artifacts, temporary files and
+    unfinished uploads in storage (the configured one and every app's own) that no
+    succeeded backup points to and that are older than --older-than. Exit 1 when
+    there are any; with --delete they are removed (exit 1 only if one could not be).
+
     \b
     Example:
       backupctl verify
       backupctl verify --all --app shop
+      backupctl verify --orphans --delete
     """
     if every and run_date:
         raise click.UsageError("give --date or --all, not both")
+    if delete and not orphans:
+        raise click.UsageError("--delete only goes with --orphans")
+    if orphans and (every or run_date or app_id):
+        raise click.UsageError("--orphans looks at all of storage: no --date, --all or --app")
     settings = settings_from(ctx)
+    if orphans:
+        _verify_orphans(ctx, settings, older_than, delete=delete, as_json=as_json)
+        return
     from backupctl.context import open_ledger, open_storages
     from backupctl.restore import artifact_from_row, verify_artifact
 
@@ -91,16 +152,54 @@ def verify(
     ctx.exit(exit_code[0])
 
 
+def _verify_orphans(
+    ctx: click.Context, settings: Settings, older_than: float, *, delete: bool, as_json: bool
+) -> None:
+    from backupctl.context import open_ledger
+
+    ledger = open_ledger(settings)
+    with recorded(ledger, "verify --orphans", None) as exit_code:
+        report = _sweep(ledger, settings, older_than, delete=delete)
+        exit_code[0] = 1 if report.errors or (report.found and not delete) else 0
+    if as_json:
+        emit_json(
+            "verify",
+            {
+                "orphans": [_orphan_json(o) for o in report.found],
+                "removed": [o.uri for o in report.removed],
+                "errors": report.errors,
+            },
+        )
+    else:
+        for orphan in report.found:
+            verb = "removed" if orphan in report.removed else "orphan"
+            click.echo(f"{verb}: {orphan.uri} (written {orphan.entry.modified:%Y-%m-%d %H:%M})")
+        if not report.found:
+            click.echo("no orphans: storage holds only what the ledger points to")
+        elif delete:
+            click.echo(
+                f"removed {len(report.removed)} orphans"
+                + (f"; {len(report.errors)} could not be removed" if report.errors else "")
+            )
+        else:
+            click.echo(
+                f"{len(report.found)} orphans: `backupctl verify --orphans --delete` removes them"
+            )
+    ctx.exit(exit_code[0])
+
+
 @cli.command("prune")
 @click.option("--dry-run", is_flag=True, help="Say what would be pruned; change nothing.")
+@OLDER_THAN
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema_version 1).")
 @click.pass_context
-def prune(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
+def prune(ctx: click.Context, dry_run: bool, older_than: float, as_json: bool) -> None:
     """Delete nightly backups that [retention] no longer keeps; their rows turn `pruned`.
 
     Per app it keeps the newest keep_daily nights and the newest night of each of
     the newest keep_weekly weeks and keep_monthly months (and always the newest).
-    Ad-hoc backups are never pruned.
+    Ad-hoc backups are never pruned. Then it removes the orphans that
+    `verify --orphans` would list.
 
     \b
     Example:
@@ -117,7 +216,8 @@ def prune(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     storages = open_storages(settings)
     with recorded(ledger, "prune", None) as exit_code:
         report = prune_backups(ledger, storages, settings.retention, dry_run=dry_run)
-        exit_code[0] = 1 if report.errors else 0
+        swept = _sweep(ledger, settings, older_than, delete=not dry_run)
+        exit_code[0] = 1 if report.errors or swept.errors else 0
     verb = "would prune" if dry_run else "pruned"
     if as_json:
         emit_json(
@@ -125,7 +225,8 @@ def prune(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
             {
                 "dry_run": dry_run,
                 "kept": report.kept,
-                "errors": report.errors,
+                "errors": report.errors + swept.errors,
+                "orphans": [_orphan_json(o) for o in swept.found],
                 "pruned": [
                     {"app_id": r["app_id"], "run_date": r["run_date"], "backup_id": r["id"]}
                     for r in report.pruned
@@ -138,8 +239,12 @@ def prune(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
                 f"{verb} {row['app_id']} {row['run_date']} (b{row['id']}, "
                 f"{human_size(row['size_bytes'])})"
             )
+        for orphan in swept.found if dry_run else swept.removed:
+            click.echo(f"{'would remove' if dry_run else 'removed'} orphan {orphan.uri}")
+        errors = len(report.errors) + len(swept.errors)
         click.echo(
             f"{verb} {len(report.pruned)} backups, kept {report.kept}"
-            + (f"; {len(report.errors)} could not be deleted" if report.errors else "")
+            + (f", {len(swept.found)} orphans" if swept.found else "")
+            + (f"; {errors} could not be deleted" if errors else "")
         )
     ctx.exit(exit_code[0])

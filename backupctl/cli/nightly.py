@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from backupctl.config import Settings
     from backupctl.ledger import Ledger
     from backupctl.nightly import NightReport
+    from backupctl.notify import NightMonitor
     from backupctl.registry import App
     from backupctl.storage import Storages
 
@@ -28,6 +29,8 @@ def _summary(report: NightReport) -> str:
     parts = [f"{now['succeeded']} backed up now", f"{max(already, 0)} already done"]
     if report.failed:
         parts.append(f"{report.failed} failed")
+    if report.skipped:
+        parts.append(f"{report.skipped} skipped (no longer in the registry)")
     if report.held_elsewhere:
         parts.append(f"{report.held_elsewhere} running in another process (left alone)")
     if report.not_started:
@@ -59,6 +62,11 @@ def _summary(report: NightReport) -> str:
     metavar="N",
     help="Backups at once (direct mode).",
 )
+@click.option(
+    "--allow-shrink",
+    is_flag=True,
+    help="Run although the registry lost more than [run] max_shrink of the last night's apps.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
 def run_nightly(
@@ -66,9 +74,13 @@ def run_nightly(
     run_date: date | None,
     mode: str | None,
     parallel: int | None,
+    allow_shrink: bool,
     as_json: bool,
 ) -> None:
     """Back up every enabled app once for tonight; a rerun resumes or does nothing.
+
+    A registry that lists no enabled apps, or that lost more than [run] max_shrink
+    of the apps the last night planned, is refused (exit 2, nothing planned).
 
     \b
     Exit codes: 0 all done, 1 some backups failed or did not run,
@@ -80,10 +92,17 @@ def run_nightly(
       backupctl run-nightly --date 2026-11-28
     """
     settings = settings_from(ctx, {"run.mode": mode, "run.parallel": parallel})
-    from backupctl.context import kind_options, load_apps, open_ledger, open_storages
+    from backupctl.context import (
+        kind_options,
+        load_apps,
+        open_ledger,
+        open_storages,
+        registry_source,
+    )
     from backupctl.executor import new_owner
     from backupctl.nightly import run_night
     from backupctl.notify import NightMonitor
+    from backupctl.registry.guard import check_night_registry
 
     apps = load_apps(settings)
     try:
@@ -102,14 +121,34 @@ def run_nightly(
         )
         return
 
-    ledger = open_ledger(settings)
+    command = "run-nightly" + (" --mode enqueue" if settings.run.mode == "enqueue" else "")
+    monitor = NightMonitor(settings, command)
+
+    def guard(ledger: Ledger | None) -> None:
+        try:
+            check_night_registry(
+                apps,
+                registry_source(settings),
+                ledger,
+                night,
+                max_shrink=settings.run.max_shrink,
+                allow_shrink=allow_shrink,
+            )
+        except ConfigError as exc:  # an empty night must alarm, not just exit 2
+            monitor.died(night, exc)
+            raise
+
+    guard(None)  # before the ledger is even opened
+    ledger = open_ledger(
+        settings, workers=settings.run.parallel if settings.run.mode == "direct" else 1
+    )
+    guard(ledger)
     if settings.run.mode == "enqueue":
-        _enqueue(ctx, settings, apps, ledger, storages, night, as_json)
+        _enqueue(ctx, settings, apps, ledger, storages, night, claim_until, monitor, as_json)
         return
     stop = stop_on_signals()
 
     quiet = bool(ctx.obj.get("quiet"))
-    monitor = NightMonitor(settings, "run-nightly")
     monitor.started(night)
     with (
         recorded(ledger, "run-nightly", night) as exit_code,
@@ -136,11 +175,13 @@ def run_nightly(
     monitor.finished(
         ledger,
         night,
-        ok=report.exit_code == 0,
+        ok=report.complete,
         rows=report.rows,
         night_status=report.summary.status if report.summary else None,
         app_ids=[app.id for app in apps if app.enabled],
         note=report.stopped_reason,
+        # Rows still running in another process: that process pings how it ends.
+        ping=report.exit_code != 0 or report.complete,
     )
     if as_json:
         emit_json(
@@ -161,6 +202,7 @@ def run_nightly(
                     for o in report.outcomes
                 ],
                 "failed": report.failed,
+                "skipped": report.skipped,
                 "running_elsewhere": report.held_elsewhere,
                 "not_started": report.not_started,
                 "exit_code": report.exit_code,
@@ -178,15 +220,15 @@ def _enqueue(
     ledger: Ledger,
     storages: Storages,
     night: date,
+    claim_until: datetime | None,
+    monitor: NightMonitor,
     as_json: bool,
 ) -> None:
     from backupctl.enqueue import enqueue_night
-    from backupctl.notify import NightMonitor
     from backupctl.queue import SqsQueue
 
     assert settings.queue_url is not None  # the configuration requires it in enqueue mode
     queue = SqsQueue(settings.queue_url)
-    monitor = NightMonitor(settings, "run-nightly --mode enqueue")
     monitor.started(night)
     with recorded(ledger, "run-nightly", night) as exit_code:
         report = enqueue_night(
@@ -197,6 +239,7 @@ def _enqueue(
             run=settings.run,
             resend_after=settings.queue_resend_after,
             storages=storages,
+            claim_until=claim_until,
         )
         exit_code[0] = report.exit_code
     rejected = f"{len(report.rejected)} rejected by the queue" if report.rejected else None

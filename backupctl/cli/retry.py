@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import click
 
 from backupctl.cli import cli
 from backupctl.cli.common import parse_date, recorded, settings_from, stop_on_signals
 from backupctl.cli.render import outcome_line
+from backupctl.errors import UsageError
 
 
 @cli.command("retry")
@@ -21,12 +22,20 @@ from backupctl.cli.render import outcome_line
     help="The night whose failed backups to retry.",
 )
 @click.option("--app", "app_id", metavar="APP", help="Only this app.")
+@click.option(
+    "--allow-shrink",
+    is_flag=True,
+    help="Retry although the registry lost more than [run] max_shrink of the night's apps.",
+)
 @click.pass_context
-def retry(ctx: click.Context, run_date: date, app_id: str | None) -> None:
+def retry(ctx: click.Context, run_date: date, app_id: str | None, allow_shrink: bool) -> None:
     """Give a night's failed backups another round of attempts and run them now.
 
     Each failed backup gets [run] max_attempts more attempts. In direct mode they
-    run now, here; in enqueue mode they are sent to the workers.
+    run now, here; in enqueue mode they are sent to the workers. The night's window
+    no longer applies to it. Backups of apps no longer in the registry are skipped,
+    so a registry that lost more than [run] max_shrink of the night's apps is
+    refused (exit 2) unless --allow-shrink.
 
     \b
     Example:
@@ -34,12 +43,32 @@ def retry(ctx: click.Context, run_date: date, app_id: str | None) -> None:
       backupctl retry --date 2026-11-28 --app shop
     """
     settings = settings_from(ctx)
-    from backupctl.context import kind_options, load_apps, open_ledger, open_storages
+    from backupctl.context import (
+        kind_options,
+        load_apps,
+        open_ledger,
+        open_storages,
+        registry_source,
+    )
     from backupctl.executor import new_owner
+    from backupctl.registry.guard import check_night_registry
 
     apps = load_apps(settings)
     storages = open_storages(settings)
-    ledger = open_ledger(settings)
+    ledger = open_ledger(settings, workers=settings.run.parallel)
+    if ledger.get_night(run_date) is None:
+        raise UsageError(f"no night recorded for {run_date}: nothing to retry")
+    if app_id is not None and ledger.nightly_artifact(app_id, run_date) is None:
+        raise UsageError(f"app {app_id!r} has no backup in night {run_date}: nothing to retry")
+    # Compared with the night itself: the latest planned night before the day after.
+    check_night_registry(
+        apps,
+        registry_source(settings),
+        ledger,
+        run_date + timedelta(days=1),
+        max_shrink=settings.run.max_shrink,
+        allow_shrink=allow_shrink,
+    )
     with recorded(ledger, "retry", run_date) as exit_code:
         granted = ledger.grant_retry(run_date, app_id)
         if not granted:

@@ -53,6 +53,7 @@ def runs(ctx: click.Context, last: int, as_json: bool) -> None:
                                 "waiting",
                                 "running",
                                 "pruned",
+                                "skipped",
                                 "bytes",
                             )
                         },
@@ -70,7 +71,18 @@ def runs(ctx: click.Context, last: int, as_json: bool) -> None:
         return
     table(
         None,
-        ["night", "status", "apps", "ok", "failed", "waiting", "running", "duration", "bytes"],
+        [
+            "night",
+            "status",
+            "apps",
+            "ok",
+            "failed",
+            "skipped",
+            "waiting",
+            "running",
+            "duration",
+            "bytes",
+        ],
         [
             [
                 str(n["run_date"]),
@@ -78,6 +90,7 @@ def runs(ctx: click.Context, last: int, as_json: bool) -> None:
                 str(n["planned"]),
                 str(n["succeeded"]),
                 str(n["failed"]),
+                str(n["skipped"]),
                 str(n["waiting"]),
                 str(n["running"]),
                 format_duration(float(n["duration_s"])) if n["duration_s"] is not None else "-",

@@ -80,6 +80,7 @@ def status(ctx: click.Context, run_date: date | None, as_json: bool) -> None:
                         "planned",
                         "succeeded",
                         "failed",
+                        "skipped",
                     )
                 },
                 "backups": [_row_json(row) for row in rows],
@@ -89,6 +90,7 @@ def status(ctx: click.Context, run_date: date | None, as_json: bool) -> None:
     title = (
         f"night {night_date}: {night['status']}, {night['succeeded']}/{night['planned']} "
         f"succeeded, {night['failed']} failed"
+        + (f", {night['skipped']} skipped" if night["skipped"] else "")
     )
     table(
         title,

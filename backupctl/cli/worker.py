@@ -12,6 +12,7 @@ from backupctl.cli.common import (
     stop_on_signals,
 )
 from backupctl.cli.render import outcome_line
+from backupctl.config import SQS_MAX_VISIBILITY
 from backupctl.errors import ConfigError
 
 
@@ -42,9 +43,15 @@ def worker(
 
     Each message names an app, a night and a backup id; the worker looks the app up
     in its own registry and claims the backup's ledger row before doing anything, so
-    a duplicate or stale message never makes a second backup. Messages that name no
-    backup this worker may run (bad JSON, unknown version, app or backup) are logged
-    and deleted.
+    a duplicate or stale message never makes a second backup. The registry is
+    reloaded when its file changes and when a message names an app the worker does
+    not know; a backup of an app that is not in it even then is skipped. Messages
+    that name no backup (bad JSON, unknown version, no such backup) are logged and
+    deleted.
+
+    While the ledger is unreachable the worker receives nothing and looks again with
+    backoff; after [queue] ledger_outage it exits with status 3, so that systemd or
+    Kubernetes restarts it.
 
     The first SIGTERM stops receiving and lets running backups finish within the
     grace period; past it, their leases are released and their messages made
@@ -57,15 +64,41 @@ def worker(
     settings = settings_from(ctx, {"queue.url": queue_url, "queue.grace": grace})
     if not settings.queue_url:
         raise ConfigError(["worker needs a queue: --queue URL, [queue] url or BACKUPCTL_QUEUE_URL"])
-    from backupctl.context import kind_options, load_apps, open_ledger, open_storages
+    if settings.run.timeout > SQS_MAX_VISIBILITY:
+        raise ConfigError(
+            [
+                f"[run] timeout = {settings.run.timeout:g}s: SQS keeps a message hidden for "
+                "at most 12h, so a worker's backups must finish within 12h"
+            ]
+        )
+    from backupctl.context import (
+        kind_options,
+        load_apps,
+        open_ledger,
+        open_storages,
+        registry_source,
+    )
     from backupctl.executor import new_owner
     from backupctl.notify import night_closed
-    from backupctl.queue import SqsQueue
+    from backupctl.queue import SqsQueue, sqs_client
+    from backupctl.registry.guard import no_apps_problem
+    from backupctl.registry.lookup import LiveRegistry, file_stamp
     from backupctl.worker import Worker
 
-    apps = {app.id: app for app in load_apps(settings)}
+    source = registry_source(settings)
+    loaded = load_apps(settings)
+    if (problem := no_apps_problem(loaded, source)) is not None:
+        raise ConfigError([problem])
+    apps = LiveRegistry(
+        loaded,
+        source=source,
+        load=lambda: load_apps(settings),
+        stamp=file_stamp(settings.registry),
+        max_shrink=settings.run.max_shrink,
+    )
     storages = open_storages(settings)
-    ledger = open_ledger(settings)
+    workers = concurrency or settings.run.parallel
+    ledger = open_ledger(settings, workers=workers)
     stop = stop_on_signals()
     quiet = bool(ctx.obj.get("quiet"))
     with recorded(ledger, "worker", None) as exit_code:
@@ -76,14 +109,17 @@ def worker(
             storages=storages,
             run=settings.run,
             owner=new_owner(),
-            concurrency=concurrency or settings.run.parallel,
+            concurrency=workers,
             kind_options=kind_options(settings),
+            ledger_outage=settings.queue_ledger_outage,
+            # Visibility extensions get a client of their own with short timeouts.
+            keeper_queue=SqsQueue(
+                settings.queue_url, sqs_client(connect_timeout=5, read_timeout=10, attempts=2)
+            ),
             on_outcome=lambda o: (
                 click.echo(outcome_line(o)) if not quiet or o.status == "failed" else None
             ),
-            on_night_closed=lambda night: night_closed(
-                settings, ledger, night, [a.id for a in apps.values() if a.enabled]
-            ),
+            on_night_closed=lambda night: night_closed(settings, ledger, night, apps.ids()),
         ).serve(stop, once=once, grace=settings.queue_grace)
         exit_code[0] = report.exit_code
     ran = len(report.outcomes)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -13,21 +15,43 @@ class Writer(Protocol):
     def write(self, data: bytes, /) -> int: ...
 
 
-class Kind(Protocol):
+class Dumper(Protocol):
     extension: str
 
     def dump(self, app: App, out: Writer, cancel: CancelToken) -> None:
         """Write the app's data to `out`; raise BackupFailed on failure."""
 
+
+class Kind(Dumper, Protocol):
     def secrets(self, app: App) -> list[str]:
         """Values that must never appear in output about this app."""
+
+    def preflight(self, app: App) -> list[str]:
+        """What would make a backup of `app` fail if it ran now (a missing folder, a
+        program not found): for `config check`, which reports it without failing the
+        configuration, since a mount or a package may still appear."""
 
 
 @dataclass(frozen=True)
 class KindOptions:
-    """Settings the kinds take from the configuration."""
+    """Settings the kinds take from the configuration and the registry."""
 
     pg_bin_dir: str | None = None
+    hidden_env: frozenset[str] = frozenset()  # every app's secret variable (dsn_env)
+
+
+def child_environment(
+    hidden: Iterable[str] = (), base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The environment a backup's program runs with: ours, minus backupctl's own
+    settings (BACKUPCTL_*, the ledger's URL among them) and every app's secret
+    variable, so one app's program never sees another's database password."""
+    hidden = set(hidden)
+    return {
+        name: value
+        for name, value in (os.environ if base is None else base).items()
+        if not name.startswith("BACKUPCTL_") and name not in hidden
+    }
 
 
 def kind_for(app: App, options: KindOptions | None = None) -> Kind:
@@ -40,11 +64,11 @@ def kind_for(app: App, options: KindOptions | None = None) -> Kind:
     if app.kind == "command":
         from backupctl.kinds.command import CommandKind
 
-        return CommandKind()
+        return CommandKind(options.hidden_env)
     if app.kind == "postgres":
         from backupctl.kinds.postgres import PostgresKind
 
-        return PostgresKind(app.params.get("pg_bin_dir") or options.pg_bin_dir)
+        return PostgresKind(app.params.get("pg_bin_dir") or options.pg_bin_dir, options.hidden_env)
     raise ValueError(f"unknown kind {app.kind!r}")
 
 

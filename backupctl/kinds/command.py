@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 from backupctl.cancel import CancelToken
-from backupctl.kinds import Writer
-from backupctl.kinds.process import stream_stdout
+from backupctl.kinds import Writer, child_environment
+from backupctl.kinds.process import program_problems, stream_stdout
 from backupctl.registry.model import App
 
 
 class CommandKind:
     extension = "out"
 
+    def __init__(self, hidden_env: frozenset[str] = frozenset()) -> None:
+        self._hidden_env = hidden_env
+
     def dump(self, app: App, out: Writer, cancel: CancelToken) -> None:
         """Run the app's argv and copy its stdout to `out`."""
-        stream_stdout(app.params["argv"], out, cancel, label="command")
+        env = child_environment(self._hidden_env)
+        stream_stdout(app.params["argv"], out, cancel, env=env, label="command")
 
     def secrets(self, app: App) -> list[str]:
         return []
+
+    def preflight(self, app: App) -> list[str]:
+        return program_problems(app.params["argv"][0])

@@ -35,3 +35,13 @@ class FilesKind:
 
     def secrets(self, app: App) -> list[str]:
         return []
+
+    def preflight(self, app: App) -> list[str]:
+        root = Path(app.params["path"])
+        if not root.exists():
+            return [f"path {root} does not exist"]
+        if not root.is_dir():
+            return [f"path {root} is not a folder"]
+        if not os.access(root, os.R_OK | os.X_OK):
+            return [f"path {root} is not readable by this user"]
+        return []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from backupctl.cancel import CancelToken
 from backupctl.errors import BackupFailed
-from backupctl.kinds import Writer
+from backupctl.kinds import Writer, child_environment
 from backupctl.kinds.process import stream_stdout
 from backupctl.redact import redact_text
 from backupctl.registry.model import App
@@ -52,8 +52,9 @@ def split_password(dsn: str) -> tuple[str, str | None]:
 
 
 def libpq_env(password: str | None, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for pg_dump/pg_restore: the password only in PGPASSWORD."""
-    env = dict(os.environ if base is None else base)
+    """The environment for pg_dump/pg_restore: the password only in PGPASSWORD
+    (`base`: the child environment, default ours without backupctl's settings)."""
+    env = dict(child_environment() if base is None else base)
     env.pop("PGPASSWORD", None)
     if password is not None:
         env["PGPASSWORD"] = password
@@ -101,8 +102,11 @@ def find_program(name: str, bin_dir: str | None) -> str:
 class PostgresKind:
     extension = "pgdump"
 
-    def __init__(self, bin_dir: str | None = None) -> None:
+    def __init__(
+        self, bin_dir: str | None = None, hidden_env: frozenset[str] = frozenset()
+    ) -> None:
         self._bin_dir = bin_dir
+        self._hidden_env = hidden_env
 
     def dump(self, app: App, out: Writer, cancel: CancelToken) -> None:
         """Stream pg_dump's custom-format archive of the app's database to `out`."""
@@ -110,7 +114,20 @@ class PostgresKind:
         argv = pg_dump_argv(find_program("pg_dump", self._bin_dir), conninfo)
         shown = ("PGPASSWORD=*** " if password is not None else "") + shlex.join(argv)
         log.debug("app %s: running %s", app.id, shown)
-        stream_stdout(argv, out, cancel, env=libpq_env(password), label="pg_dump")
+        env = libpq_env(password, child_environment(self._hidden_env))
+        stream_stdout(argv, out, cancel, env=env, label="pg_dump")
+
+    def preflight(self, app: App) -> list[str]:
+        problems = []
+        try:
+            find_program("pg_dump", self._bin_dir)
+        except BackupFailed as exc:
+            problems.append(str(exc))
+        try:
+            split_password(app_dsn(app))
+        except BackupFailed as exc:
+            problems.append(str(exc))
+        return problems
 
     def secrets(self, app: App) -> list[str]:
         try:

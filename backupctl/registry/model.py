@@ -37,7 +37,30 @@ def validate_app_id(value: Any) -> str | None:
 def _nonempty_str(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError("must be a non-empty string")
+    if "\0" in value:
+        raise ValueError("must not contain a NUL character")
     return value
+
+
+def _dsn(value: Any) -> str:
+    text = _nonempty_str(value)
+    from psycopg import conninfo
+
+    try:
+        conninfo.conninfo_to_dict(text)
+    except Exception:  # its message may quote the string, password and all
+        raise ValueError(
+            "is not a valid PostgreSQL connection string "
+            "(postgresql://user@host/db or host=... dbname=...)"
+        ) from None
+    return text
+
+
+def _path(value: Any) -> str:
+    text = _nonempty_str(value)
+    if "://" in text:
+        raise ValueError(f"must be a path, not a URL: {text!r}")
+    return text
 
 
 def _argv(value: Any) -> list[str]:
@@ -45,6 +68,14 @@ def _argv(value: Any) -> list[str]:
         raise ValueError('must be a non-empty list of strings, e.g. ["pg_dumpall", "--clean"]')
     if not value[0]:
         raise ValueError("the program (first item) must not be empty")
+    if any("\0" in a for a in value):
+        raise ValueError("must not contain a NUL character")
+    program = value[0]
+    if "/" in program and not program.startswith("/"):
+        # Relative to what? cron, systemd and a shell each start in another folder.
+        raise ValueError(
+            f"the program {program!r} must be an absolute path or a name looked up on PATH"
+        )
     return list(value)
 
 
@@ -65,16 +96,20 @@ class KindSpec:
 
 
 def _storage_url(value: Any) -> str:
-    if not isinstance(value, str) or not value.startswith(("file://", "s3://")):
-        raise ValueError("must be a file:// or s3:// URL")
+    from backupctl.storage import storage_url_problem
+
+    if not isinstance(value, str):
+        raise ValueError(f"must be a file:// or s3:// URL, got {value!r}")
+    if (problem := storage_url_problem(value)) is not None:
+        raise ValueError(problem)
     return value
 
 
 KINDS: dict[str, KindSpec] = {
-    "files": KindSpec({"path": _nonempty_str}, frozenset({"path"}), paths=frozenset({"path"})),
+    "files": KindSpec({"path": _path}, frozenset({"path"}), paths=frozenset({"path"})),
     "command": KindSpec({"argv": _argv}, frozenset({"argv"})),
     "postgres": KindSpec(
-        {"dsn": _nonempty_str, "dsn_env": _env_name, "pg_bin_dir": _nonempty_str},
+        {"dsn": _dsn, "dsn_env": _env_name, "pg_bin_dir": _path},
         frozenset(),
         paths=frozenset({"pg_bin_dir"}),
         one_of=(frozenset({"dsn", "dsn_env"}),),

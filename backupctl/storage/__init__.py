@@ -5,9 +5,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import BinaryIO, Protocol
 
 from backupctl.storage.s3 import S3Options
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Something stored: a key, when it was last written, and for an S3 multipart
+    upload never completed, its upload id (it holds parts but is no object)."""
+
+    key: str
+    modified: datetime
+    upload_id: str | None = None
 
 
 class Upload(Protocol):
@@ -39,6 +51,41 @@ class Storage(Protocol):
     def discard_attempts(self, prefix: str, keep: str | None) -> list[str]:
         """Remove every artifact or leftover starting with `prefix` except `keep`."""
 
+    def entries(self) -> Iterator[Entry]:
+        """Everything stored, temporary files and unfinished uploads included."""
+
+    def remove(self, entry: Entry) -> None:
+        """Delete an entry `entries` listed (or abort its unfinished upload)."""
+
+
+def storage_url_problem(url: str) -> str | None:
+    """Why `url` can't name a storage, or None: file:// must name an absolute local
+    folder, s3:// a bucket. Checked when the configuration and registry are loaded."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return f"{url!r} is not a valid URL"
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            return (
+                f"{url!r} names host {parts.netloc!r}: a file:// URL needs an absolute "
+                "path, with three slashes (file:///var/backups/backupctl)"
+            )
+        if not parts.path.startswith("/") or parts.path == "/":
+            return f"{url!r} must name an absolute folder, e.g. file:///var/backups/backupctl"
+        if parts.query or parts.fragment:
+            return f"{url!r}: a file:// URL takes no ? or #"
+        return None
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            return f"{url!r} names no bucket: use s3://bucket/prefix"
+        if parts.query or parts.fragment:
+            return f"{url!r}: an s3:// URL takes no ? or #"
+        return None
+    return f"must be a file:// or s3:// URL, got {url!r}"
+
 
 def open_storage(url: str, s3: S3Options | None = None) -> Storage:
     """Return the storage for a file:// or s3:// URL."""
@@ -61,6 +108,11 @@ class Storages:
         self._s3 = s3
         self._open: dict[str, Storage] = {}
         self._lock = threading.Lock()
+
+    def all_of(self, urls: Iterator[str | None] | list[str | None]) -> dict[str, Storage]:
+        """The default storage and those of `urls` (apps' own), by URL."""
+        wanted = {self.default_url, *(url for url in urls if url)}
+        return {url: self.get(url) for url in sorted(wanted)}
 
     def get(self, url: str | None = None) -> Storage:
         url = url or self.default_url

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import errno
 import os
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
-TMP_SUFFIX = ".tmp"
+from backupctl.atomic import TMP_SUFFIX, create_temp
+from backupctl.atomic import fsync_dir as _fsync_dir
+from backupctl.errors import BackupFailed
+from backupctl.storage import Entry
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class StorageFull(BackupFailed):
+    """The storage has no room left: the storage's problem, not the app's."""
 
 
 class _Upload:
@@ -28,14 +38,6 @@ class _Upload:
 
     def set_sha256(self, sha256: str) -> None:
         """The ledger holds it; a file has nowhere else to keep it."""
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class LocalStorage:
@@ -71,21 +73,35 @@ class LocalStorage:
 
     @contextmanager
     def open_write(self, key: str) -> Iterator[_Upload]:
-        final = self._path(key)
-        self._makedirs(final.parent)
-        tmp = final.with_name(f".{final.name}.{secrets.token_hex(4)}{TMP_SUFFIX}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            upload = _Upload(fd)
-            yield upload
-            os.fsync(fd)
-        except BaseException:
+        with self._full_is_ours(key):
+            final = self._path(key)
+            self._makedirs(final.parent)
+            fd, tmp = create_temp(final)
+            try:
+                upload = _Upload(fd)
+                yield upload
+                os.fsync(fd)
+            except BaseException:
+                os.close(fd)
+                tmp.unlink(missing_ok=True)
+                raise
             os.close(fd)
-            tmp.unlink(missing_ok=True)
+            os.rename(tmp, final)
+            _fsync_dir(final.parent)
+
+    @contextmanager
+    def _full_is_ours(self, key: str) -> Iterator[None]:
+        # A full disk must read as the storage's fault, not as a failing dump (a
+        # files app's tar would otherwise report it as "cannot read ...").
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno in _FULL:
+                raise StorageFull(
+                    f"storage {self.root.as_uri()} is full ({os.strerror(exc.errno)}) "
+                    f"while writing {key}"
+                ) from None
             raise
-        os.close(fd)
-        os.rename(tmp, final)
-        _fsync_dir(final.parent)
 
     @contextmanager
     def open_read(self, key: str) -> Iterator[BinaryIO]:
@@ -122,3 +138,22 @@ class LocalStorage:
         for key in removed:
             self.delete(key)
         return removed
+
+    def entries(self) -> Iterator[Entry]:
+        if not self.root.is_dir():
+            return
+        for folder, dirs, files in os.walk(self.root):
+            dirs.sort()
+            for name in sorted(files):
+                path = Path(folder) / name
+                try:
+                    st = path.lstat()
+                except FileNotFoundError:  # removed while we looked
+                    continue
+                yield Entry(
+                    path.relative_to(self.root).as_posix(),
+                    datetime.fromtimestamp(st.st_mtime, UTC),
+                )
+
+    def remove(self, entry: Entry) -> None:
+        self.delete(entry.key)

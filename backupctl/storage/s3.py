@@ -8,10 +8,13 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
 from backupctl.errors import BackupFailed
+
+if TYPE_CHECKING:
+    from backupctl.storage import Entry
 
 log = logging.getLogger(__name__)
 
@@ -234,3 +237,26 @@ class S3Storage:
                 self._abort(upload["Key"], upload["UploadId"])
                 removed.append(self._relative(upload["Key"]) + " (unfinished upload)")
         return removed
+
+    def entries(self) -> Iterator[Entry]:
+        from backupctl.storage import Entry
+
+        start = self._key("") if self.prefix else ""
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=start
+        ):
+            for item in page.get("Contents", []):
+                yield Entry(self._relative(item["Key"]), item["LastModified"])
+        for page in self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=start
+        ):
+            for upload in page.get("Uploads", []):
+                yield Entry(self._relative(upload["Key"]), upload["Initiated"], upload["UploadId"])
+
+    def remove(self, entry: Entry) -> None:
+        if entry.upload_id is not None:
+            self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=self._key(entry.key), UploadId=entry.upload_id
+            )
+        else:
+            self.delete(entry.key)

@@ -202,12 +202,13 @@ def test_runs_shows_each_night_with_counts_and_missed_nights(setup: Setup) -> No
         "apps",
         "ok",
         "failed",
+        "skipped",
         "waiting",
         "running",
         "duration",
         "bytes",
     ]
-    assert lines[1].split()[:7] == ["2026-11-27", "incomplete", "4", "3", "1", "0", "0"]
+    assert lines[1].split()[:8] == ["2026-11-27", "incomplete", "4", "3", "1", "0", "0", "0"]
     assert lines[2].split()[:2] == ["2026-11-26", "missed"]
     assert lines[3].split()[:4] == ["2026-11-25", "complete", "3", "3"]
     doc = json.loads(setup.cli("runs", "--json").stdout)

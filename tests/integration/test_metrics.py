@@ -92,6 +92,7 @@ def test_metrics_from_plain_data(tmp_path: Path) -> None:
         "succeeded": 1,
         "failed": 1,
         "pruned": 0,
+        "skipped": 0,
     }
     # Only the night's succeeded backups have a duration and a size.
     assert by_label(samples, "backupctl_backup_duration_seconds") == {"shop": 12.5}
@@ -116,7 +117,7 @@ def test_an_empty_night_still_has_every_status(tmp_path: Path) -> None:
     )
     samples, _ = read_metrics(path)
     assert set(by_label(samples, "backupctl_backups").values()) == {0}
-    assert len(by_label(samples, "backupctl_backups")) == 6
+    assert len(by_label(samples, "backupctl_backups")) == 7
     assert by_label(samples, "backupctl_last_success_timestamp_seconds") == {}
     assert one(samples, "backupctl_night_complete") == 0
     assert set(by_label(samples, "backupctl_night_status").values()) == {0}
@@ -127,7 +128,7 @@ def test_metrics_from_a_real_ledger(ledger: Ledger, tmp_path: Path) -> None:
     ledger.plan(NIGHT, apps)
     claims = {c.app_id: c for c in ledger.claim_nightly(NIGHT, "me", 10, 60.0, 1)}
     assert ledger.finish_succeeded(claims["alpha"], "me", "file:///a", 1234, "ab" * 32)
-    assert ledger.finish_failed(claims["beta"], "me", "boom", 0.0)
+    assert ledger.finish_failed(claims["beta"], "me", "boom", 0.0, 0.0)
     # gamma stays running.
     night = ledger.close_night(NIGHT)
     assert night is not None and night.status == "running"
@@ -159,6 +160,7 @@ def test_metrics_from_a_real_ledger(ledger: Ledger, tmp_path: Path) -> None:
         "succeeded": 1,
         "failed": 1,
         "pruned": 0,
+        "skipped": 0,
     }
     assert by_label(samples, "backupctl_backup_size_bytes") == {"alpha": 1234}
     assert by_label(samples, "backupctl_backup_duration_seconds") == {

@@ -250,9 +250,10 @@ keep_daily = -1
     assert problems_of(excinfo) == [
         f"{path}: colour: unknown key",
         f"{path}: [run] paralel: unknown key "
-        "(known: mode, parallel, max_attempts, timeout, lease, window, retry_wait)",
+        "(known: mode, parallel, max_attempts, timeout, lease, window, retry_wait, "
+        "retry_wait_max, max_shrink)",
         f"{path}: timezone: unknown timezone 'Mars/Base' (try Europe/Amsterdam or UTC)",
-        f"{path}: storage: must start with file:// or s3://, got 'ftp://backups.example.com/x'",
+        f"{path}: storage: must be a file:// or s3:// URL, got 'ftp://backups.example.com/x'",
         f"{path}: [run] parallel: must be a whole number of at least 1, got 'four'",
         f"{path}: [run] timeout: 'forever' is not a duration (try 90s, 5m, 2h or 1h30m)",
         f"{path}: [run] window: '25:00' is not a time of day (HH:MM)",
