@@ -55,6 +55,7 @@ class VisibilityKeeper:
         self._held: dict[str, Received] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._new = threading.Event()  # a message just claimed: extend it now
         self._thread = threading.Thread(target=self._loop, name="visibility", daemon=True)
 
     def __enter__(self) -> VisibilityKeeper:
@@ -63,11 +64,14 @@ class VisibilityKeeper:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
+        self._new.set()
         self._thread.join(timeout=15)
 
     def hold(self, message: Received) -> None:
+        """Keep `message` hidden from now on (its first extension is sent at once)."""
         with self._lock:
             self._held[message.message_id] = message
+        self._new.set()
 
     def drop(self, message: Received) -> None:
         with self._lock:
@@ -75,8 +79,12 @@ class VisibilityKeeper:
 
     def _loop(self) -> None:
         due = time.monotonic() + self.interval
-        while not self._stop.wait(max(0.0, due - time.monotonic())):
-            due += self.interval
+        while not self._stop.is_set():
+            if not self._new.wait(max(0.0, due - time.monotonic())):
+                due += self.interval
+            self._new.clear()
+            if self._stop.is_set():
+                return
             with self._lock:
                 held = list(self._held.values())
             if not held:
@@ -190,9 +198,16 @@ class Worker:
             if free <= 0:  # receive again as soon as a slot frees up
                 wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
                 continue
-            if self._ledger.connector.down_since is not None and not once:
-                # Nothing is received while the ledger is away: a message taken now
-                # could only be handed back, again and again.
+            # Nothing is received while the ledger is away: a message taken now could
+            # only be handed back, again and again. (One cheap statement per poll.)
+            try:
+                if self._ledger.connector.down_since is not None:
+                    raise LedgerUnavailable("the ledger is unreachable")
+                self._ledger.now()
+            except LedgerUnavailable as exc:
+                if once:
+                    self._poll_error = exc
+                    return
                 if not self._wait_for_ledger(stop):
                     return
                 continue
@@ -320,11 +335,7 @@ class Worker:
             self._settle_unclaimed(message, job.backup_id, job.app_id, job.run_date)
             return
         assert self._keeper is not None
-        self._keeper.hold(message)
-        try:
-            self._queue.extend(message, self.visibility)  # ours now: hidden as long as the lease
-        except QueueUnavailable as exc:  # the keeper tries again; the lease protects the row
-            log.warning("message %s: %s", message.message_id, exc)
+        self._keeper.hold(message)  # ours now: hidden for as long as the backup runs
         try:
             outcome = executor.run(claim)
         finally:
@@ -360,12 +371,13 @@ class Worker:
         with self._lock:
             self.report.skipped += 1
         if row["claims_closed"] and row["status"] in ("pending", "enqueued", "failed"):
+            # Marked unsent, so that an operator's `run-nightly --date` sends it at once.
+            self._ledger.unsend(backup_id)
             log.warning(
                 "app %s backup %s: the window of night %s has closed; not started, message "
-                "deleted (`backupctl retry --date %s` or `run-nightly --date %s` runs it)",
+                "deleted (`backupctl run-nightly --date %s` runs it anyway)",
                 app_id,
                 backup_id,
-                night,
                 night,
                 night,
                 extra=backup_extra(app_id, backup_id),

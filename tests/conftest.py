@@ -219,3 +219,20 @@ def kill_tree(proc: subprocess.Popen[str], sig: int = signal.SIGKILL) -> None:
         proc.send_signal(sig)
     if sig in (signal.SIGKILL, signal.SIGTERM):
         proc.communicate(timeout=30)
+
+
+@pytest.fixture
+def restartable(tmp_path: Path) -> Iterator[tuple[Setup, Any]]:
+    """A Setup whose ledger is a Postgres of its own that the test may restart."""
+    from bench.servers import RestartablePostgres
+
+    with RestartablePostgres(prefix="backupctl-test-restart-") as pg:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BACKUPCTL_")}
+        env.update(
+            BACKUPCTL_DATABASE_URL=pg.url,
+            BACKUPCTL_REGISTRY=str(tmp_path / "apps.toml"),
+            BACKUPCTL_STORAGE=(tmp_path / "storage").as_uri(),
+            BACKUPCTL_RUN_RETRY_WAIT="0s",
+            PYTHONPATH=str(REPO),
+        )
+        yield Setup(pg.url, tmp_path, env), pg

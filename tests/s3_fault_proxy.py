@@ -1,17 +1,21 @@
-"""A real HTTP proxy in front of moto's S3 that can fail chosen requests on purpose.
+"""A real HTTP proxy in front of moto's S3 (or SQS) that can fail or slow chosen
+requests on purpose.
 
 Use it as a context manager and point boto3 (endpoint_url or AWS_ENDPOINT_URL_S3) at
 `proxy.url`. `proxy.fail_parts_from = 2` answers every UploadPart with partNumber >= 2
 with an HTTP 500 InternalError (not forwarded); `None` passes everything through.
 `hold_when` / `release_when` (predicates on "METHOD /path?query") stall matching
 requests until a request matching `release_when` arrives, to force a race's order.
+`delay(line, headers, body)` returns how many seconds to hold a request before
+forwarding it (an SQS action is named in the X-Amz-Target header or the body).
 """
 
 from __future__ import annotations
 
 import http.client
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
@@ -41,6 +45,8 @@ class S3FaultProxy:
         self.release_when: Callable[[str], bool] | None = None
         self.hold_timeout = 5.0
         self.held: list[str] = []
+        self.delay: Callable[[str, Mapping[str, str], bytes], float] | None = None
+        self.delayed: list[str] = []
         self.released = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
@@ -89,6 +95,11 @@ def _handler_for(proxy: S3FaultProxy) -> type[BaseHTTPRequestHandler]:
             if proxy.hold_when and proxy.hold_when(line) and not proxy.released.is_set():
                 proxy.held.append(line)
                 proxy.released.wait(proxy.hold_timeout)
+            if proxy.delay is not None:
+                seconds = proxy.delay(line, dict(self.headers.items()), body)
+                if seconds > 0:
+                    proxy.delayed.append(line)
+                    time.sleep(seconds)
             if proxy.should_fail(self.command, self.path):
                 proxy.failed.append(line)
                 self._reply(500, [("Content-Type", "application/xml")], INTERNAL_ERROR)

@@ -131,6 +131,11 @@ UNION ALL
 SELECT id, app_id, run_date, attempts, trigger FROM backups
 WHERE id = %(id)s AND claim_tag = %(tag)s AND status = 'running' AND lease_owner = %(owner)s;
 
+-- name: unsend
+-- A worker dropped this backup's message (its night's window had closed): not sent.
+UPDATE backups SET status = 'pending', enqueued_at = NULL
+WHERE id = %(id)s AND status = 'enqueued';
+
 -- name: skip_backup
 -- A worker's message names an app its registry no longer has: the row is skipped.
 UPDATE backups

@@ -274,6 +274,10 @@ class Ledger:
         )
         return _claim(rows[0]) if rows else None
 
+    def unsend(self, backup_id: int) -> None:
+        """enqueued -> pending: its message is gone, a rerun must send it again."""
+        self._rows("unsend", id=backup_id)
+
     def skip_backup(self, backup_id: int, app_id: str, run_date: date, reason: str) -> bool:
         """Skip the unfinished nightly row a message names (its app left the registry)."""
         return bool(
@@ -421,9 +425,20 @@ def migrate(conn: psycopg.Connection[Any], schema: str) -> list[int]:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK])
         # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
         # is there: a role given only its own schema must still get in.
-        cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema])
-        if cur.fetchone() is None:
+        cur.execute(
+            "SELECT has_schema_privilege(oid, 'USAGE') FROM pg_namespace WHERE nspname = %s",
+            [schema],
+        )
+        found = cur.fetchone()
+        if found is None:
             cur.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        elif not found[0]:
+            # Else the search path silently skips it and the first statement fails
+            # with "no schema has been selected".
+            raise psycopg.errors.InsufficientPrivilege(
+                f"permission denied for schema {schema}: the role needs USAGE on it "
+                "(and privileges on its tables)"
+            )
         cur.execute("SELECT to_regclass('schema_migrations')")
         if cur.fetchone() == (None,):  # (a role with no CREATE needs none once it exists)
             cur.execute(

@@ -18,12 +18,13 @@ NIGHT = "2026-11-28"
 SLOW = str(Path(__file__).with_name("slow_writer.py"))
 
 
-def slow_app(app_id: str, chunks: int = 20, delay: float = 0.1) -> str:
+def slow_app(app_id: str, chunks: int = 20, delay: float = 0.1, gate: Path | None = None) -> str:
+    extra = f', "-", "{gate}"' if gate else ""
     return f"""
 [[app]]
 id = "{app_id}"
 kind = "command"
-argv = ["{sys.executable}", "{SLOW}", "{chunks}", "{delay}"]
+argv = ["{sys.executable}", "{SLOW}", "{chunks}", "{delay}"{extra}]
 """
 
 
@@ -205,11 +206,17 @@ def test_a_rerun_leaves_backups_held_under_a_live_lease_alone_and_says_so(setup:
 
 def test_three_concurrent_runs_back_each_app_up_exactly_once(setup: Setup) -> None:
     apps = [f"app-{i}" for i in range(8)]
-    setup.write_registry("".join(slow_app(a, chunks=3, delay=0.05) for a in apps))
+    gate = setup.root / "gate"
+    setup.write_registry("".join(slow_app(a, chunks=3, delay=0.05, gate=gate) for a in apps))
 
     procs = [
         setup.start("run-nightly", "--date", NIGHT, BACKUPCTL_RUN_PARALLEL="2") for _ in range(3)
     ]
+    try:
+        # No backup writes a byte until all three runs hold backups at the same time.
+        wait_for(lambda: _holders(setup) == 3, timeout=60)
+    finally:
+        gate.touch()
     for proc in procs:
         proc.wait(timeout=90)
 
@@ -222,6 +229,16 @@ def test_three_concurrent_runs_back_each_app_up_exactly_once(setup: Setup) -> No
         "SELECT count(*) FROM backupctl.invocations WHERE command = 'run-nightly' AND exit_code = 0"
     )
     assert invocations == [(3,)]
+
+
+def _holders(setup: Setup) -> int:
+    """How many processes hold running backups right now."""
+    if not _ledger_tables(setup):
+        return 0
+    found = setup.query(
+        "SELECT count(DISTINCT lease_owner) FROM backupctl.backups WHERE status = 'running'"
+    )
+    return int(str(found[0][0]))
 
 
 def test_a_process_stalled_past_its_lease_cannot_mark_the_row_or_leave_an_artifact(

@@ -217,3 +217,84 @@ def test_an_executor_that_lost_its_lease_removes_its_own_artifact(
     assert outcome.status == "lost"
     assert statuses(ledger) == {"slow": ("running", 2)}
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_a_claim_run_again_with_its_tag_returns_what_it_claimed_and_no_more(
+    ledger: Ledger,
+) -> None:
+    """What the connector does after a lost answer: the same statement, once more."""
+    ledger.plan(NIGHT, ["a", "b", "c"])
+    params = {"run_date": NIGHT, "owner": "p", "limit": 2, "lease": 60, "max_attempts": 3}
+    first = ledger._rows("claim_nightly", **params, app_id=None, tag="t1")
+    again = ledger._rows("claim_nightly", **params, app_id=None, tag="t1")
+
+    assert sorted(r["app_id"] for r in again) == sorted(r["app_id"] for r in first) == ["a", "b"]
+    assert statuses(ledger) == {"a": ("running", 1), "b": ("running", 1), "c": ("pending", 0)}
+    [row] = ledger._rows("claim_backup", id=first[0]["id"], app_id=first[0]["app_id"],
+                         run_date=NIGHT, owner="p", lease=60, max_attempts=3, tag="t1")  # fmt: skip
+    assert row["attempts"] == 1  # not claimed a second time
+
+
+def test_a_finish_run_again_after_it_committed_still_reports_success(ledger: Ledger) -> None:
+    ledger.plan(NIGHT, ["a", "b"])
+    a, b = ledger.claim_nightly(NIGHT, "p", 2, 60, 3)
+    assert ledger.finish_succeeded(a, "p", "file:///a1", 1, "aa")
+    assert ledger.finish_succeeded(a, "p", "file:///a1", 1, "aa")  # the retry: ours
+    assert not ledger.finish_succeeded(a, "p", "file:///other", 1, "bb")  # not ours
+    assert ledger.finish_failed(b, "p", "boom", 0, 0)
+    assert ledger.finish_failed(b, "p", "boom", 0, 0)
+
+
+def test_an_adhoc_start_run_again_with_its_tag_makes_no_second_row(ledger: Ledger) -> None:
+    params = {"app_id": "a", "run_date": NIGHT, "owner": "p", "lease": 60, "tag": "t9"}
+    first = ledger._rows("start_adhoc", **params)
+    again = ledger._rows("start_adhoc", **params)
+    assert first == again
+    assert len(sql(ledger, "SELECT id FROM backups WHERE trigger = 'adhoc'")) == 1
+
+
+def test_the_retry_wait_doubles_up_to_retry_wait_max(ledger: Ledger) -> None:
+    ledger.plan(NIGHT, ["a"])
+    sql(ledger, "UPDATE backups SET attempts = 11")  # the 12th attempt: 30s * 2^11 = 17h
+    [claim] = ledger.claim_nightly(NIGHT, "p", 1, 60, 20)
+    assert ledger.finish_failed(claim, "p", "boom", retry_wait=30, retry_wait_max=600)
+    wait = ledger.night_pending(NIGHT, 20)["next_retry_in"]
+    assert 590 < wait <= 600
+
+
+def test_planning_skips_the_open_rows_of_apps_no_longer_listed(ledger: Ledger) -> None:
+    ledger.plan(NIGHT, ["a", "b", "c", "d"])
+    [held] = ledger.claim_nightly(NIGHT, "p", 1, 60, 3, app_id="c")
+    [done] = ledger.claim_nightly(NIGHT, "p", 1, 60, 3, app_id="d")
+    ledger.finish_succeeded(done, "p", "file:///d", 1, "dd")
+
+    skipped = ledger.plan(NIGHT, ["a"])
+
+    assert skipped == 1  # b; c runs under a live lease, d is done
+    assert statuses(ledger) == {
+        "a": ("pending", 0),
+        "b": ("skipped", 0),
+        "c": ("running", 1),
+        "d": ("succeeded", 1),
+    }
+    ledger.finish_succeeded(held, "p", "file:///c", 1, "cc")
+    [claim] = ledger.claim_nightly(NIGHT, "p", 1, 60, 3)
+    ledger.finish_succeeded(claim, "p", "file:///a", 1, "aa")
+    night = ledger.close_night(NIGHT)
+    assert night is not None and (night.status, night.skipped) == ("complete", 1)
+
+
+def test_the_guard_compares_with_the_latest_earlier_planned_night(ledger: Ledger) -> None:
+    ledger.plan(NIGHT, ["a", "b", "c"])
+    ledger.plan(NIGHT + timedelta(days=2), ["a", "b", "c", "d"])  # NIGHT+1 is missed
+
+    earlier = ledger.earlier_night(NIGHT + timedelta(days=3), ["a"])
+
+    assert earlier is not None
+    assert (earlier.run_date, earlier.planned, earlier.missing) == (
+        NIGHT + timedelta(days=2),
+        4,
+        3,
+    )
+    assert earlier.missing_examples == ["b", "c", "d"]
+    assert ledger.earlier_night(NIGHT, ["a"]) is None
