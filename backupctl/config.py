@@ -128,6 +128,13 @@ def _storage(value: Any) -> str:
     return text
 
 
+def _poll_wait(value: Any) -> int:
+    seconds = _duration(value)
+    if not 1 <= seconds <= 20 or seconds != int(seconds):
+        raise ValueError(f"must be a whole number of seconds from 1s to 20s (SQS), got {value!r}")
+    return int(seconds)
+
+
 def _fraction(value: Any) -> float:
     try:
         number = float(value)
@@ -185,6 +192,7 @@ KEYS: tuple[Key, ...] = (
     Key("queue", "url", _opt_str, None, "SQS queue URL for enqueue mode and workers"),
     Key("queue", "resend_after", _positive_duration, 3600.0, "resend if enqueued this long"),
     Key("queue", "grace", _duration, 300.0, "worker shutdown: time to finish running backups"),
+    Key("queue", "wait", _poll_wait, 20, "long-poll wait of one receive, 1s to 20s"),
     Key(
         "queue",
         "ledger_outage",
@@ -231,6 +239,7 @@ class Settings:
     queue_resend_after: float
     queue_grace: float
     queue_ledger_outage: float
+    queue_wait: int
     retention: dict[str, int]
     ping_url: str | None
     metrics_file: str | None
@@ -359,6 +368,7 @@ def load_settings(
         queue_resend_after=values["queue.resend_after"],
         queue_grace=values["queue.grace"],
         queue_ledger_outage=values["queue.ledger_outage"],
+        queue_wait=values["queue.wait"],
         retention={
             k: values[f"retention.{k}"] for k in ("keep_daily", "keep_weekly", "keep_monthly")
         },

@@ -54,13 +54,14 @@ def enqueue_night(
     """Plan `run_date` (unless `plan` is False: a retry) and send what needs sending.
     A row is marked `enqueued` only once SQS accepted its message, so an unreachable
     queue leaves it as it was."""
+    enabled = [app.id for app in apps if app.enabled]
     if plan:
-        ledger.plan(run_date, [app.id for app in apps if app.enabled], claim_until)
+        skipped = ledger.plan(run_date, enabled, claim_until)
     else:  # a retry: rows of apps gone from the registry are not sent again
-        ledger.skip_removed(run_date, [app.id for app in apps if app.enabled])
+        skipped = ledger.skip_removed(run_date, enabled)
     report = EnqueueReport(run_date)
     by_id = {app.id: app for app in apps}
-    for dead in ledger.reap_expired(run_date, run.max_attempts):
+    for dead in [*skipped, *ledger.reap_expired(run_date, run.max_attempts)]:
         app = by_id.get(dead.app_id)
         discard_safely(storages.get(app.storage if app else None), dead)
 

@@ -36,6 +36,7 @@ class Heartbeat:
         self._held: dict[tuple[int, int], tuple[Claim, CancelToken]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._failing = False  # the last renewal failed: say so once, not every try
         self._thread = threading.Thread(target=self._loop, name="heartbeat", daemon=True)
 
     def __enter__(self) -> Heartbeat:
@@ -74,8 +75,16 @@ class Heartbeat:
             kept = self._ledger.heartbeat(self._owner, [i for i, _ in held], self._lease)
         except LedgerUnavailable as exc:
             # Each backup stops by itself when its last renewal runs out (see track).
-            log.warning("cannot renew leases: %s", exc)
+            log.log(
+                logging.DEBUG if self._failing else logging.WARNING,
+                "cannot renew leases: %s",
+                exc,
+            )
+            self._failing = True
             return False
+        if self._failing:
+            log.warning("leases renewed again")
+            self._failing = False
         for key, (claim, token) in held.items():
             if key in kept:
                 token.hold_lease_until(sent + self._lease * SAFE_SHARE)

@@ -117,6 +117,8 @@ def setup_logging(
         logging.getLogger(name).setLevel(
             logging.NOTSET if debug_all else max(logging.WARNING, threshold)
         )
+    # The pool warns at each failed reconnection; the ledger's own warning says it once.
+    logging.getLogger("psycopg.pool").setLevel(logging.NOTSET if debug_all else logging.ERROR)
 
 
 def _isatty(stream: TextIO) -> bool:

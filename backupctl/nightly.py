@@ -76,9 +76,9 @@ def run_night(
     stop = stop or Stop()
     enabled = [app for app in apps if app.enabled]
     if plan:  # a retry works on the night as it was planned, not on today's registry
-        ledger.plan(run_date, [app.id for app in enabled], claim_until)
+        skipped = ledger.plan(run_date, [app.id for app in enabled], claim_until)
     else:
-        ledger.skip_removed(run_date, [app.id for app in enabled])
+        skipped = ledger.skip_removed(run_date, [app.id for app in enabled])
     report = NightReport(run_date)
 
     with Heartbeat(ledger, owner, run.lease) as heartbeat:
@@ -93,6 +93,7 @@ def run_night(
             retry_wait_max=run.retry_wait_max,
             kind_options=kind_options,
         )
+        executor.reap(skipped)  # what their killed attempts left
         executor.reap(ledger.reap_expired(run_date, run.max_attempts))
         if on_planned is not None:  # a progress bar wants its total (a read of the night)
             on_planned(

@@ -120,7 +120,7 @@ def worker(
                 click.echo(outcome_line(o)) if not quiet or o.status == "failed" else None
             ),
             on_night_closed=lambda night: night_closed(settings, ledger, night, apps.ids()),
-        ).serve(stop, once=once, grace=settings.queue_grace)
+        ).serve(stop, once=once, grace=settings.queue_grace, poll=settings.queue_wait)
         exit_code[0] = report.exit_code
     ran = len(report.outcomes)
     if quiet and not report.exit_code:

@@ -133,6 +133,9 @@ class Connector:
         self.url = url
         self.schema = schema
         self.outage = outage
+        # How long a first try waits for a pooled connection: past this, the ledger
+        # is away, and the outage (if the caller can afford one) is counted.
+        self._first_wait = min(CONNECT_TIMEOUT, io_timeout, max(1.0, outage))
         self._down_since: float | None = None
         self._lock = threading.Lock()
         self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
@@ -162,9 +165,13 @@ class Connector:
         LedgerUnavailable. `work` must be safe to run again (it may have committed)."""
         delay = FIRST_RETRY
         deadline: float | None = None
+        since = self._down_since
+        if since is not None and time.monotonic() - since >= self.outage:
+            # Away for longer than this caller can wait already: one quick try only.
+            deadline = time.monotonic() + 0.5
         while True:
             now = time.monotonic()
-            wait = CONNECT_TIMEOUT if deadline is None else max(0.1, deadline - now)
+            wait = self._first_wait if deadline is None else max(0.1, deadline - now)
             try:
                 with self._pool.connection(timeout=wait) as conn:
                     result = work(conn)

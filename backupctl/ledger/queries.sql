@@ -49,7 +49,8 @@ WHERE b.run_date = %(run_date)s AND b.trigger = 'nightly'
   AND (b.status IN ('pending', 'enqueued', 'failed')
        OR (b.status = 'running' AND b.lease_expires_at < now()))
   AND NOT EXISTS (SELECT 1 FROM unnest(%(app_ids)s::text[]) AS k(app_id)
-                  WHERE k.app_id = b.app_id);
+                  WHERE k.app_id = b.app_id)
+RETURNING b.id, b.app_id, b.run_date, b.attempts, b.trigger;
 
 -- name: plan_backups
 INSERT INTO backups (app_id, run_date, trigger, status)

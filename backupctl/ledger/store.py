@@ -103,21 +103,22 @@ class Ledger:
 
     def plan(
         self, run_date: date, app_ids: Sequence[str], claim_until: datetime | None = None
-    ) -> int:
+    ) -> list[Claim]:
         """Record the night (and any missed before it) and one pending row per app;
         skip the rows of apps no longer listed. New backups of the night may start
-        until `claim_until` (None: no limit). Returns how many rows were skipped."""
+        until `claim_until` (None: no limit). Returns the rows skipped (whatever an
+        attempt of theirs left in storage is for the caller to remove)."""
         # Sorted: two hosts planning the same night lock rows in the same order.
         params = {"run_date": run_date, "app_ids": sorted(app_ids), "claim_until": claim_until}
 
-        def work(conn: psycopg.Connection[dict[str, Any]]) -> tuple[int, int]:
+        def work(conn: psycopg.Connection[dict[str, Any]]) -> tuple[int, list[Claim]]:
             with conn.transaction(), conn.cursor() as cur:
                 for name in ("mark_missed_nights", "close_earlier_nights", "open_night"):
                     cur.execute(self._q[name].encode(), params)
                 cur.execute(self._q["plan_backups"].encode(), params)
                 added = cur.rowcount
                 cur.execute(self._q["skip_removed"].encode(), params)
-                return added, cur.rowcount
+                return added, [_claim(row) for row in cur.fetchall()]
 
         added, skipped = self._connector.run(work)
         if added >= ANALYZE_AFTER:
@@ -126,13 +127,11 @@ class Ledger:
             self._connector.run(lambda conn: conn.execute("ANALYZE backups"))
         return skipped
 
-    def skip_removed(self, run_date: date, app_ids: Sequence[str]) -> int:
+    def skip_removed(self, run_date: date, app_ids: Sequence[str]) -> list[Claim]:
         """Skip the night's unfinished rows of apps not in `app_ids` (a retry's view of
-        the registry); return how many."""
-        params = {"run_date": run_date, "app_ids": sorted(app_ids)}
-        return self._connector.run(
-            lambda conn: conn.execute(self._q["skip_removed"].encode(), params).rowcount
-        )
+        the registry); return them."""
+        rows = self._rows("skip_removed", run_date=run_date, app_ids=sorted(app_ids))
+        return [_claim(row) for row in rows]
 
     def earlier_night(self, run_date: date, app_ids: Sequence[str]) -> EarlierNight | None:
         """The latest night before `run_date` that planned backups, compared with

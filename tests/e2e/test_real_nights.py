@@ -117,6 +117,7 @@ def test_a_ledger_outage_longer_than_a_lease_can_be_held_is_exit_3_and_a_rerun_h
     assert "Traceback" not in err
 
     time.sleep(4)  # the dead run's lease runs out
+    setup.write_registry(slow_app("slow", chunks=2, delay=0.01))
     rerun = setup.cli("run-nightly", "--date", NIGHT, **env)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert_one_artifact_per_app(setup, ["slow"])
@@ -175,7 +176,11 @@ def test_a_service_worker_stops_receiving_and_exits_3_after_ledger_outage(
 ) -> None:
     setup, pg = restartable
     setup.write_registry(slow_app("app-0", chunks=2, delay=0.01))
-    env = {"BACKUPCTL_QUEUE_LEDGER_OUTAGE": "6s", "BACKUPCTL_RUN_LEASE": "4s"}
+    env = {
+        "BACKUPCTL_QUEUE_LEDGER_OUTAGE": "6s",
+        "BACKUPCTL_RUN_LEASE": "4s",
+        "BACKUPCTL_QUEUE_WAIT": "2s",  # it looks at the ledger before each receive
+    }
     worker = setup.start("worker", **env)
     try:
         time.sleep(2)  # the worker is up and polling
