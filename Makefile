@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+ROUNDS ?= 20
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench faults clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "backupctl needs Python 3.11 or newer")'
@@ -31,6 +32,9 @@ bench: $(STAMP)  ## figures against raw baselines (not part of the tests; takes 
 	$(BIN)/python bench/plan.py
 	$(BIN)/python bench/enqueue.py
 	$(BIN)/python bench/backup.py
+
+faults: $(STAMP)  ## the fault-injection suite: ROUNDS randomized nights under faults
+	$(BIN)/python bench/faults.py --rounds $(ROUNDS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

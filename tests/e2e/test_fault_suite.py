@@ -1,0 +1,23 @@
+"""The fault-injection suite, short: a few randomized rounds as part of the tests."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+from tests.conftest import REPO
+
+
+def test_a_few_rounds_of_the_fault_suite_lose_double_and_orphan_nothing() -> None:
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "faults.py"), "--rounds", "2"],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        cwd=REPO,
+    )
+    output = result.stdout + result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"rounds=2 faults=\d+ lost=0 doubled=0 orphaned=0", last), output
+    assert result.returncode == 0, output
