@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from datetime import date
 
 from backupctl.config import RunSettings
@@ -19,6 +20,7 @@ from backupctl.storage import Storages
 def backup_now(
     *,
     app: App,
+    registry: Sequence[App],
     today: date,
     ledger: Ledger,
     storages: Storages,
@@ -28,6 +30,7 @@ def backup_now(
     kind_options: KindOptions | None = None,
 ) -> Outcome:
     """Record an ad-hoc backup of `app` (its own row, never the night's) and run it.
+    (`registry`: every app, whose secret variables its program must not see.)
 
     One attempt: an operator who wants another runs the command again. A stop
     request (SIGTERM, Ctrl-C) cancels it, and the row says it was interrupted.
@@ -36,7 +39,7 @@ def backup_now(
         executor = Executor(
             ledger,
             storages,
-            StaticApps([app]),
+            StaticApps([app, *registry], enabled_only=False),
             heartbeat,
             owner,
             timeout=run.timeout,

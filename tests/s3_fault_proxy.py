@@ -31,6 +31,13 @@ INTERNAL_ERROR = (
 )
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client killed mid-request (the fault suite's SIGKILL) resets its connection:
+        # expected, and not worth a traceback.
+        pass
+
+
 class S3FaultProxy:
     """Forwards S3 requests to `upstream`; `fail_parts_from` switches the fault on."""
 
@@ -48,7 +55,7 @@ class S3FaultProxy:
         self.delay: Callable[[str, Mapping[str, str], bytes], float] | None = None
         self.delayed: list[str] = []
         self.released = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="s3-fault-proxy", daemon=True

@@ -43,6 +43,7 @@ def backup(ctx: click.Context, app_id: str, as_json: bool) -> None:
     with recorded(ledger, "backup", today) as exit_code:
         outcome = backup_now(
             app=apps[app_id],
+            registry=list(apps.values()),
             today=today,
             ledger=ledger,
             storages=storages,

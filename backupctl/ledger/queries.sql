@@ -37,6 +37,11 @@ ON CONFLICT (run_date) DO UPDATE
     WHERE nightly_runs.status = 'missed'
        OR (%(claim_until)s::timestamptz IS NULL AND nightly_runs.claim_until IS NOT NULL);
 
+-- name: night_size
+-- How many nightly rows the night has: more than the apps just planned means some
+-- belong to apps no longer listed (the only case skip_removed need run after a plan).
+SELECT count(*) AS n FROM backups WHERE run_date = %(run_date)s AND trigger = 'nightly';
+
 -- name: skip_removed
 -- Rows of apps that left the registry (or were disabled) since the night was planned.
 -- Rows running under a live lease finish as they are.
@@ -48,8 +53,9 @@ SET status = 'skipped', finished_at = now(), next_attempt_at = NULL, lease_owner
 WHERE b.run_date = %(run_date)s AND b.trigger = 'nightly'
   AND (b.status IN ('pending', 'enqueued', 'failed')
        OR (b.status = 'running' AND b.lease_expires_at < now()))
-  AND NOT EXISTS (SELECT 1 FROM unnest(%(app_ids)s::text[]) AS k(app_id)
-                  WHERE k.app_id = b.app_id)
+  -- NOT IN a subquery: a hashed subplan, whatever the row estimates (a night just
+  -- planned has none yet, and a nested loop over 100k x 100k apps never ends).
+  AND b.app_id NOT IN (SELECT unnest(%(app_ids)s::text[]))
 RETURNING b.id, b.app_id, b.run_date, b.attempts, b.trigger;
 
 -- name: plan_backups
@@ -69,19 +75,15 @@ RETURNING id, app_id, run_date, attempts, trigger;
 
 -- name: claim_nightly
 -- New rows first, through their own index; retries (failed with attempts left, or
--- running under an expired lease) only when new rows run short of the limit. Run
--- again with the same tag, it returns what its first run claimed (and no more).
-WITH mine AS (
-    SELECT id FROM backups WHERE claim_tag = %(tag)s AND status = 'running'
-), quota AS (
-    SELECT CASE WHEN EXISTS (SELECT 1 FROM mine) THEN 0 ELSE %(limit)s END AS n
-), fresh AS (
+-- running under an expired lease) only when new rows run short of the limit. The
+-- rows carry the claim's tag: run again after a lost answer, claimed_by_tag comes first.
+WITH fresh AS (
     SELECT id FROM backups
     WHERE run_date = %(run_date)s AND trigger = 'nightly'
       AND (%(app_id)s::text IS NULL OR app_id = %(app_id)s)
       AND status IN ('pending', 'enqueued')
     ORDER BY id
-    LIMIT (SELECT n FROM quota)
+    LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), retry AS (
     SELECT id FROM backups
@@ -91,46 +93,43 @@ WITH mine AS (
       AND claimable(status, attempts, extra_attempts, next_attempt_at, lease_expires_at,
                     %(max_attempts)s)
     ORDER BY id
-    LIMIT (SELECT n FROM quota)
+    LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), claimable AS (
     SELECT id FROM fresh
     UNION ALL
     SELECT id FROM retry
-    LIMIT (SELECT n FROM quota)
-), claimed AS (
-    UPDATE backups AS b
-    SET status = 'running', attempts = b.attempts + 1, lease_owner = %(owner)s,
-        lease_expires_at = now() + make_interval(secs => %(lease)s),
-        started_at = now(), finished_at = NULL, next_attempt_at = NULL, claim_tag = %(tag)s
-    FROM claimable
-    WHERE b.id = claimable.id
-    RETURNING b.id, b.app_id, b.run_date, b.attempts, b.trigger
+    LIMIT %(limit)s
 )
-SELECT * FROM claimed
-UNION ALL
-SELECT id, app_id, run_date, attempts, trigger FROM backups WHERE id IN (SELECT id FROM mine);
+UPDATE backups AS b
+SET status = 'running', attempts = b.attempts + 1, lease_owner = %(owner)s,
+    lease_expires_at = now() + make_interval(secs => %(lease)s),
+    started_at = now(), finished_at = NULL, next_attempt_at = NULL, claim_tag = %(tag)s
+FROM claimable
+WHERE b.id = claimable.id
+RETURNING b.id, b.app_id, b.run_date, b.attempts, b.trigger;
+
+-- name: claimed_by_tag
+-- What a claim statement (claim_nightly, claim_backup, start_adhoc) took, when its
+-- answer was lost with the connection: asked before that claim is run once more.
+SELECT id, app_id, run_date, attempts, trigger FROM backups
+WHERE run_date = %(run_date)s AND trigger = %(trigger)s AND status = 'running'
+  AND claim_tag = %(tag)s AND lease_owner = %(owner)s;
 
 -- name: claim_backup
 -- A worker's claim of the backup a message names; the message must match the row,
 -- and the night's window (claim_until) must not have closed.
-WITH claimed AS (
-    UPDATE backups
-    SET status = 'running', attempts = attempts + 1, lease_owner = %(owner)s,
-        lease_expires_at = now() + make_interval(secs => %(lease)s),
-        started_at = now(), finished_at = NULL, next_attempt_at = NULL, claim_tag = %(tag)s
-    WHERE id = %(id)s AND app_id = %(app_id)s AND run_date = %(run_date)s
-      AND status IN ('pending', 'enqueued', 'failed', 'running')
-      AND claimable(status, attempts, extra_attempts, next_attempt_at, lease_expires_at,
-                    %(max_attempts)s)
-      AND NOT EXISTS (SELECT 1 FROM nightly_runs AS n
-                      WHERE n.run_date = backups.run_date AND n.claim_until <= now())
-    RETURNING id, app_id, run_date, attempts, trigger
-)
-SELECT * FROM claimed
-UNION ALL
-SELECT id, app_id, run_date, attempts, trigger FROM backups
-WHERE id = %(id)s AND claim_tag = %(tag)s AND status = 'running' AND lease_owner = %(owner)s;
+UPDATE backups
+SET status = 'running', attempts = attempts + 1, lease_owner = %(owner)s,
+    lease_expires_at = now() + make_interval(secs => %(lease)s),
+    started_at = now(), finished_at = NULL, next_attempt_at = NULL, claim_tag = %(tag)s
+WHERE id = %(id)s AND app_id = %(app_id)s AND run_date = %(run_date)s
+  AND status IN ('pending', 'enqueued', 'failed', 'running')
+  AND claimable(status, attempts, extra_attempts, next_attempt_at, lease_expires_at,
+                %(max_attempts)s)
+  AND NOT EXISTS (SELECT 1 FROM nightly_runs AS n
+                  WHERE n.run_date = backups.run_date AND n.claim_until <= now())
+RETURNING id, app_id, run_date, attempts, trigger;
 
 -- name: unsend
 -- A worker dropped this backup's message (its night's window had closed): not sent.
@@ -304,12 +303,14 @@ WITH earlier AS (
     ORDER BY run_date DESC LIMIT 1
 )
 SELECT e.run_date, count(*) AS planned,
-       count(*) FILTER (WHERE k.app_id IS NULL) AS missing,
-       (array_agg(b.app_id ORDER BY b.app_id) FILTER (WHERE k.app_id IS NULL))[1:5]
-           AS missing_examples
+       count(*) FILTER (WHERE b.gone) AS missing,
+       (array_agg(b.app_id ORDER BY b.app_id) FILTER (WHERE b.gone))[1:5] AS missing_examples
 FROM earlier AS e
-JOIN backups AS b ON b.run_date = e.run_date AND b.trigger = 'nightly'
-LEFT JOIN unnest(%(app_ids)s::text[]) AS k(app_id) ON k.app_id = b.app_id
+JOIN LATERAL (
+    -- A hashed subplan (see skip_removed).
+    SELECT x.app_id, x.app_id NOT IN (SELECT unnest(%(app_ids)s::text[])) AS gone
+    FROM backups AS x WHERE x.run_date = e.run_date AND x.trigger = 'nightly'
+) AS b ON true
 GROUP BY e.run_date;
 
 -- name: latest_night
@@ -340,21 +341,11 @@ WHERE b.id = %(id)s;
 
 -- name: start_adhoc
 -- An ad-hoc backup: its own row (never the night's), claimed at once by its runner.
--- Run again with the same tag, it returns the row its first run inserted.
-WITH mine AS (
-    SELECT id, app_id, run_date, attempts, trigger FROM backups
-    WHERE claim_tag = %(tag)s AND status = 'running'
-), added AS (
-    INSERT INTO backups (app_id, run_date, trigger, status, attempts, lease_owner,
-                         lease_expires_at, started_at, claim_tag)
-    SELECT %(app_id)s, %(run_date)s, 'adhoc', 'running', 1, %(owner)s,
-           now() + make_interval(secs => %(lease)s), now(), %(tag)s
-    WHERE NOT EXISTS (SELECT 1 FROM mine)
-    RETURNING id, app_id, run_date, attempts, trigger
-)
-SELECT * FROM added
-UNION ALL
-SELECT * FROM mine;
+INSERT INTO backups (app_id, run_date, trigger, status, attempts, lease_owner,
+                     lease_expires_at, started_at, claim_tag)
+VALUES (%(app_id)s, %(run_date)s, 'adhoc', 'running', 1, %(owner)s,
+        now() + make_interval(secs => %(lease)s), now(), %(tag)s)
+RETURNING id, app_id, run_date, attempts, trigger;
 
 -- name: list_nights
 SELECT n.run_date, n.status, n.started_at, n.finished_at,

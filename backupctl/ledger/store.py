@@ -83,6 +83,26 @@ class Ledger:
     def close(self) -> None:
         self._connector.close()
 
+    def _claim_rows(self, name: str, trigger: str, **params: Any) -> list[dict[str, Any]]:
+        """Run a claim statement; if it must run again (the connection was lost before
+        its answer came), first look for what its first run took."""
+        params = {**params, "tag": _tag(), "trigger": trigger}
+        query, again = self._q[name].encode(), self._q["claimed_by_tag"].encode()
+        tries = 0
+
+        def work(conn: psycopg.Connection[dict[str, Any]]) -> list[dict[str, Any]]:
+            nonlocal tries
+            tries += 1
+            with conn.cursor() as cur:
+                if tries > 1:
+                    cur.execute(again, params)
+                    if found := cur.fetchall():
+                        return found
+                cur.execute(query, params)
+                return cur.fetchall()
+
+        return self._connector.run(work)
+
     def _rows(self, name: str, **params: Any) -> list[dict[str, Any]]:
         query = self._q[name].encode()
 
@@ -117,6 +137,11 @@ class Ledger:
                     cur.execute(self._q[name].encode(), params)
                 cur.execute(self._q["plan_backups"].encode(), params)
                 added = cur.rowcount
+                # Every listed app has its row now: more rows means some apps left.
+                cur.execute(self._q["night_size"].encode(), params)
+                row = cur.fetchone()
+                if row is None or row["n"] <= len(app_ids):
+                    return added, []
                 cur.execute(self._q["skip_removed"].encode(), params)
                 return added, [_claim(row) for row in cur.fetchall()]
 
@@ -203,8 +228,8 @@ class Ledger:
 
     def start_adhoc(self, app_id: str, run_date: date, owner: str, lease: float) -> Claim:
         """Record an ad-hoc backup of `app_id`, already claimed by `owner`."""
-        rows = self._rows(
-            "start_adhoc", app_id=app_id, run_date=run_date, owner=owner, lease=lease, tag=_tag()
+        rows = self._claim_rows(
+            "start_adhoc", "adhoc", app_id=app_id, run_date=run_date, owner=owner, lease=lease
         )
         return _claim(rows[0])
 
@@ -239,15 +264,15 @@ class Ledger:
     ) -> list[Claim]:
         """Take up to `limit` claimable backups of the night (or of one app's) under a
         lease for `owner`."""
-        rows = self._rows(
+        rows = self._claim_rows(
             "claim_nightly",
+            "nightly",
             run_date=run_date,
             owner=owner,
             limit=limit,
             lease=lease,
             max_attempts=max_attempts,
             app_id=app_id,
-            tag=_tag(),
         )
         return [_claim(row) for row in rows]
 
@@ -261,15 +286,15 @@ class Ledger:
         max_attempts: int,
     ) -> Claim | None:
         """Claim the backup a queue message names, if it may run now and the message matches."""
-        rows = self._rows(
+        rows = self._claim_rows(
             "claim_backup",
+            "nightly",
             id=backup_id,
             app_id=app_id,
             run_date=run_date,
             owner=owner,
             lease=lease,
             max_attempts=max_attempts,
-            tag=_tag(),
         )
         return _claim(rows[0]) if rows else None
 

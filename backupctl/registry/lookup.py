@@ -33,10 +33,11 @@ def _secret_env(apps: Iterable[App]) -> frozenset[str]:
 
 
 class StaticApps:
-    """The enabled apps of a registry as loaded once."""
+    """The enabled apps of a registry as loaded once (all of them with
+    `enabled_only=False`: an ad-hoc backup may be of a disabled app)."""
 
-    def __init__(self, apps: Sequence[App]) -> None:
-        self._apps = {app.id: app for app in apps if app.enabled}
+    def __init__(self, apps: Sequence[App], *, enabled_only: bool = True) -> None:
+        self._apps = {app.id: app for app in apps if app.enabled or not enabled_only}
         self._secret_env = _secret_env(apps)
 
     def get(self, app_id: str, /) -> App | None:

@@ -219,20 +219,50 @@ def test_an_executor_that_lost_its_lease_removes_its_own_artifact(
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 
-def test_a_claim_run_again_with_its_tag_returns_what_it_claimed_and_no_more(
-    ledger: Ledger,
+@pytest.mark.parametrize("statement", ["claim_nightly", "claim_backup", "start_adhoc"])
+def test_a_claim_whose_answer_was_lost_returns_what_it_claimed_and_claims_no_more(
+    statement: str,
 ) -> None:
-    """What the connector does after a lost answer: the same statement, once more."""
-    ledger.plan(NIGHT, ["a", "b", "c"])
-    params = {"run_date": NIGHT, "owner": "p", "limit": 2, "lease": 60, "max_attempts": 3}
-    first = ledger._rows("claim_nightly", **params, app_id=None, tag="t1")
-    again = ledger._rows("claim_nightly", **params, app_id=None, tag="t1")
+    """The connection dies right after the claim went out (it committed unseen): the
+    connector runs it again, and the ledger hands back the rows the first run took."""
+    from bench.servers import PgFaultProxy, RestartablePostgres
 
-    assert sorted(r["app_id"] for r in again) == sorted(r["app_id"] for r in first) == ["a", "b"]
-    assert statuses(ledger) == {"a": ("running", 1), "b": ("running", 1), "c": ("pending", 0)}
-    [row] = ledger._rows("claim_backup", id=first[0]["id"], app_id=first[0]["app_id"],
-                         run_date=NIGHT, owner="p", lease=60, max_attempts=3, tag="t1")  # fmt: skip
-    assert row["attempts"] == 1  # not claimed a second time
+    markers = {
+        "claim_nightly": b"attempts = b.attempts + 1",
+        "claim_backup": b"n.claim_until <= now()",
+        "start_adhoc": b"INSERT INTO backups (app_id, run_date, trigger",
+    }
+    with (
+        RestartablePostgres(prefix="backupctl-test-cut-") as pg,
+        PgFaultProxy("127.0.0.1", pg.port) as proxy,
+    ):
+        led = connect_ledger(pg.conninfo(port=proxy.port), "backupctl", outage=10)
+        try:
+            led.plan(NIGHT, ["a", "b", "c"])
+            ids = {r["app_id"]: r["id"] for r in led.night_backups(NIGHT)}
+            proxy.cut_after(markers[statement])
+            if statement == "claim_nightly":
+                got = [c.app_id for c in led.claim_nightly(NIGHT, "p", 2, 60, 3)]
+                assert sorted(got) == ["a", "b"]
+            elif statement == "claim_backup":
+                claim = led.claim_backup(ids["b"], "b", NIGHT, "p", 60, 3)
+                assert claim is not None and claim.attempt == 1
+            else:
+                claim = led.start_adhoc("a", NIGHT, "p", 60)
+                assert claim.trigger == "adhoc"
+            assert proxy.cuts == 1
+            found = sql(led, "SELECT app_id, trigger, status, attempts FROM backups ORDER BY id")
+        finally:
+            led.close()
+    running = [
+        (r["app_id"], r["trigger"], r["attempts"]) for r in found if r["status"] == "running"
+    ]
+    expected = {
+        "claim_nightly": [("a", "nightly", 1), ("b", "nightly", 1)],
+        "claim_backup": [("b", "nightly", 1)],
+        "start_adhoc": [("a", "adhoc", 1)],
+    }
+    assert running == expected[statement]
 
 
 def test_a_finish_run_again_after_it_committed_still_reports_success(ledger: Ledger) -> None:
@@ -243,14 +273,6 @@ def test_a_finish_run_again_after_it_committed_still_reports_success(ledger: Led
     assert not ledger.finish_succeeded(a, "p", "file:///other", 1, "bb")  # not ours
     assert ledger.finish_failed(b, "p", "boom", 0, 0)
     assert ledger.finish_failed(b, "p", "boom", 0, 0)
-
-
-def test_an_adhoc_start_run_again_with_its_tag_makes_no_second_row(ledger: Ledger) -> None:
-    params = {"app_id": "a", "run_date": NIGHT, "owner": "p", "lease": 60, "tag": "t9"}
-    first = ledger._rows("start_adhoc", **params)
-    again = ledger._rows("start_adhoc", **params)
-    assert first == again
-    assert len(sql(ledger, "SELECT id FROM backups WHERE trigger = 'adhoc'")) == 1
 
 
 def test_the_retry_wait_doubles_up_to_retry_wait_max(ledger: Ledger) -> None:

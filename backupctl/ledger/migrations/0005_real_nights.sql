@@ -1,15 +1,15 @@
 -- Surviving a real night.
 --
--- claim_tag: each claim statement tags the rows it takes, so the same statement run
--- again after a lost connection (it may have committed unseen) returns those rows
--- instead of claiming more or none.
+-- claim_tag: each claim statement tags the rows it takes, so that a claim run again
+-- after a lost connection (it may have committed unseen) first finds those rows
+-- instead of claiming more or none. (No index: it is looked for only then, within
+-- one night's running rows.)
 -- skipped: a row whose app left the registry (or was disabled) before it ran. It is
 -- final and never fails its night.
 -- claim_until: past this instant no new backup of the night may start, in any
 -- process (NULL: no limit, a night an operator ran with --date or retried).
 
 ALTER TABLE backups ADD COLUMN claim_tag text;
-CREATE INDEX backups_claim_tag ON backups (claim_tag) WHERE status = 'running';
 
 ALTER TABLE backups DROP CONSTRAINT backups_status_check;
 ALTER TABLE backups ADD CONSTRAINT backups_status_check CHECK (
