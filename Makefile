@@ -4,6 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ROUNDS ?= 20
+# Test processes at once: the suite mostly waits on subprocesses, leases and servers.
+TEST_JOBS ?= 4
 
 .PHONY: demo test lint bench faults clean
 
@@ -20,8 +22,8 @@ demo: $(STAMP)  ## back up examples/apps.toml twice on the embedded ledger, then
 	BACKUPCTL_REGISTRY=examples/apps.toml $(BIN)/backupctl run-nightly
 	BACKUPCTL_REGISTRY=examples/apps.toml $(BIN)/backupctl status
 
-test: $(STAMP)  ## the whole suite (starts its own throwaway Postgres)
-	$(BIN)/pytest
+test: $(STAMP)  ## the whole suite (starts its own throwaway Postgres per test process)
+	$(BIN)/pytest -n $(TEST_JOBS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
