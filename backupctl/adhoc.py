@@ -30,7 +30,8 @@ def backup_now(
     kind_options: KindOptions | None = None,
 ) -> Outcome:
     """Record an ad-hoc backup of `app` (its own row, never the night's) and run it.
-    (`registry`: every app, whose secret variables its program must not see.)
+    (`registry`: every app, `app` included, whose secret variables its program
+    must not see.)
 
     One attempt: an operator who wants another runs the command again. A stop
     request (SIGTERM, Ctrl-C) cancels it, and the row says it was interrupted.
@@ -39,7 +40,7 @@ def backup_now(
         executor = Executor(
             ledger,
             storages,
-            StaticApps([app, *registry], enabled_only=False),
+            StaticApps(registry, enabled_only=False),  # (`app` is one of them)
             heartbeat,
             owner,
             timeout=run.timeout,

@@ -36,8 +36,8 @@ def attempts_up_to(claim: Claim) -> list[str]:
     return [f"{attempt_prefix(claim)}{n}." for n in range(1, claim.attempt + 1)]
 
 
-def backup_id_of(key: str) -> int | None:
-    """The backup id in an artifact's key (or its temporary file's), or None for a
-    key that is not backupctl's (which nothing here ever deletes)."""
+def parse_artifact_key(key: str) -> tuple[str, int] | None:
+    """The app id and backup id in an artifact's key (or its temporary file's), or
+    None for a key that is not backupctl's (which nothing here ever deletes)."""
     match = _ARTIFACT.match(key)
-    return int(match.group("id")) if match else None
+    return (match.group("app"), int(match.group("id"))) if match else None

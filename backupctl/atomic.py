@@ -41,10 +41,10 @@ def write_atomically(path: Path, data: bytes, mode: int = 0o644) -> None:
     fd, tmp = create_temp(path, mode)
     try:
         with os.fdopen(fd, "wb") as out:
+            os.fchmod(out.fileno(), mode)  # the umask narrowed what os.open asked for
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
-        os.chmod(tmp, mode)  # the umask narrowed what os.open asked for
         os.rename(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -59,11 +59,15 @@ class Executor:
         kind_options: KindOptions | None = None,
         release_to: str = "pending",
         retry_wait_max: float = 600.0,
+        gone_app: str = "skip",
     ) -> None:
         self._ledger = ledger
         self._storages = storages
         self._kind_options = kind_options or KindOptions()
         self._release_to = release_to  # a worker's released row still has its message
+        # An app not (or no longer) in the registry when its claim runs: "skip" the
+        # backup (the planner's view), or "release" it (a worker's, which may lag).
+        self._gone_app = gone_app
         self._apps = apps
         self._heartbeat = heartbeat
         self._owner = owner
@@ -97,6 +101,9 @@ class Executor:
         app = self._apps.get(claim.app_id)
         extra = backup_extra(claim.app_id, claim.id)
         if app is None:
+            if self._gone_app == "release":
+                self._ledger.release(claim, self._owner, self._release_to)
+                return self._outcome(claim, "released", started, error="app not in registry")
             return self._skip(claim, started)
         log.info(
             "app %s backup %s: attempt %d started",

@@ -54,8 +54,11 @@ class Heartbeat:
 
     def track(self, claim: Claim, token: CancelToken) -> None:
         """Renew `claim`'s lease until untracked."""
-        # Claimed moments ago for a whole lease; the first renewal comes well within it.
-        token.hold_lease_until(time.monotonic() + self._lease * SAFE_SHARE)
+        # Claimed for a whole lease, usually moments ago; a claim found again after a
+        # lost answer has less left. The first renewal comes well within it.
+        margin = self._lease * (1 - SAFE_SHARE)
+        left = self._lease if claim.lease_left is None else claim.lease_left
+        token.hold_lease_until(time.monotonic() + max(0.0, left - margin))
         with self._lock:
             self._held[(claim.id, claim.attempt)] = (claim, token)
 

@@ -75,7 +75,7 @@ def run_night(
     longer in `apps` are skipped."""
     stop = stop or Stop()
     enabled = [app for app in apps if app.enabled]
-    if plan:  # a retry works on the night as it was planned, not on today's registry
+    if plan:  # a retry runs the night as planned, minus the apps that left the registry
         skipped = ledger.plan(run_date, [app.id for app in enabled], claim_until)
     else:
         skipped = ledger.skip_removed(run_date, [app.id for app in enabled])

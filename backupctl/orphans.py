@@ -1,10 +1,14 @@
 """Storage matches the ledger: find (and remove) what no ledger row points to.
 
-An orphan is a backupctl artifact, or a temporary file or unfinished upload of one,
-that no succeeded backup points to: what a crash between publish and finish, a
-fenced process whose delete failed, or a failed prune left behind. Only names that
-backupctl writes are considered, nothing of a backup still running, and nothing
-younger than `min_age` (a backup may be between publish and finish right now).
+Files are matched to rows by the backup id in their names, never by URL (a storage
+mounted under another path would otherwise look orphaned whole). A file is an
+orphan when its row, in this ledger, is for the same app and does not point to it:
+a crash between publish and finish, a fenced process whose delete failed, a failed
+prune, a killed upload's temporary file. A file whose backup id has no row here (or
+a row of another app) belongs to no backup of this ledger, maybe another ledger's
+sharing the storage: it is reported, never deleted. Nothing of a backup still
+running counts, nothing younger than `min_age`, and each orphan is looked up again
+right before it is deleted.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from backupctl.artifacts import backup_id_of
+from backupctl.artifacts import parse_artifact_key
 from backupctl.ledger import Ledger
 from backupctl.redact import redact_text
 from backupctl.storage import Entry, Storage
@@ -28,6 +33,7 @@ MIN_AGE = timedelta(days=1)
 class Orphan:
     storage: Storage
     entry: Entry
+    backup_id: int
 
     @property
     def uri(self) -> str:
@@ -39,34 +45,58 @@ class Orphan:
 @dataclass
 class OrphanReport:
     found: list[Orphan] = field(default_factory=list)
+    foreign: list[Orphan] = field(default_factory=list)  # no row here: left alone
     removed: list[Orphan] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
+def _name(key_or_uri: str) -> str:
+    return key_or_uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+def is_dead(row: Mapping[str, Any], entry: Entry) -> bool:
+    """Whether `entry` is nothing its row needs: the row is not running, and is not a
+    succeeded backup whose artifact is this very file."""
+    if row["status"] == "running":
+        return False
+    uri = row["artifact_uri"]
+    keeps = row["status"] == "succeeded" and uri is not None and entry.upload_id is None
+    return not (keeps and _name(str(uri)) == _name(entry.key))
+
+
 def find_orphans(
-    ledger: Ledger, storages: Mapping[str, Storage], now: datetime, min_age: timedelta = MIN_AGE
-) -> list[Orphan]:
-    """Orphans in every storage of `storages`, oldest first."""
-    # Read before listing: a backup that succeeds meanwhile is younger than min_age.
-    referenced = ledger.referenced_artifacts()
-    running = ledger.running_backup_ids()
-    found: list[Orphan] = []
+    ledger: Ledger,
+    storages: Mapping[str, Storage],
+    now: datetime,
+    min_age: timedelta = MIN_AGE,
+    report: OrphanReport | None = None,
+) -> OrphanReport:
+    """Orphans (and files foreign to this ledger) in every storage of `storages`."""
+    report = report or OrphanReport()
+    candidates: list[tuple[Orphan, str]] = []
     for storage in storages.values():
         for entry in storage.entries():
-            backup_id = backup_id_of(entry.key)
-            if backup_id is None or backup_id in running:
+            parsed = parse_artifact_key(entry.key)
+            if parsed is None or now - entry.modified < min_age:
                 continue
-            if now - entry.modified < min_age:
-                continue
-            if entry.upload_id is None and storage.uri(entry.key) in referenced:
-                continue
-            found.append(Orphan(storage, entry))
-    return sorted(found, key=lambda o: o.entry.modified)
+            app_id, backup_id = parsed
+            candidates.append((Orphan(storage, entry, backup_id), app_id))
+    rows = ledger.backups_by_ids([orphan.backup_id for orphan, _ in candidates])
+    for orphan, app_id in sorted(candidates, key=lambda c: c[0].entry.modified):
+        row = rows.get(orphan.backup_id)
+        if row is None or row["app_id"] != app_id:
+            report.foreign.append(orphan)
+        elif is_dead(row, orphan.entry):
+            report.found.append(orphan)
+    return report
 
 
-def remove_orphans(orphans: Iterable[Orphan], report: OrphanReport) -> None:
-    """Delete each orphan; a failure is recorded and the rest go on."""
+def remove_orphans(ledger: Ledger, orphans: Iterable[Orphan], report: OrphanReport) -> None:
+    """Delete each orphan that is still one; a failure is recorded and the rest go on."""
     for orphan in orphans:
+        row = ledger.backups_by_ids([orphan.backup_id]).get(orphan.backup_id)
+        if row is None or not is_dead(row, orphan.entry):
+            continue  # its backup was taken over and finished meanwhile
         try:
             orphan.storage.remove(orphan.entry)
         except Exception as exc:  # one stuck file must not stop the sweep

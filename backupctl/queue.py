@@ -27,6 +27,21 @@ class QueueUnavailable(BackupctlError):
     exit_code = EXIT_UNAVAILABLE
 
 
+class MessageGone(QueueUnavailable):
+    """The receipt no longer names a message in flight: another receiver settled it."""
+
+
+# What SQS answers (query and JSON protocols) for a receipt of a message no longer ours.
+_GONE = frozenset(
+    {"ReceiptHandleIsInvalid", "AWS.SimpleQueueService.MessageNotInflight", "MessageNotInflight"}
+)
+
+
+def _gone(error: dict[str, Any]) -> bool:
+    code, text = str(error.get("Code", "")), str(error.get("Message", "")).lower()
+    return code in _GONE or (code == "InvalidParameterValue" and "receipt" in text)
+
+
 class PoisonMessage(Exception):
     """A message that names no backup this worker may run; it is deleted."""
 
@@ -127,7 +142,12 @@ class SqsQueue:
 
         try:
             yield
-        except (BotoCoreError, ClientError) as exc:
+        except ClientError as exc:
+            error = redact_text(str(exc))
+            if _gone(exc.response.get("Error", {})):
+                raise MessageGone(f"the queue {self.url}: {error}") from None
+            raise QueueUnavailable(f"the queue {self.url} is unreachable: {error}") from None
+        except BotoCoreError as exc:
             raise QueueUnavailable(
                 f"the queue {self.url} is unreachable: {redact_text(str(exc))}"
             ) from None
@@ -186,19 +206,27 @@ class SqsQueue:
 
     def extend_many(self, messages: Sequence[Received], seconds: int) -> list[str]:
         """Keep many messages hidden `seconds` longer, 10 per call; return the ids of
-        those SQS refused (a receipt handle gone stale)."""
+        those SQS refused (a receipt handle gone stale). A call that fails does not
+        stop the others; the first failure is raised at the end."""
         refused: list[str] = []
+        failure: QueueUnavailable | None = None
         for start in range(0, len(messages), BATCH):
             batch = messages[start : start + BATCH]
             entries = [
                 {"Id": str(n), "ReceiptHandle": m.receipt, "VisibilityTimeout": seconds}
                 for n, m in enumerate(batch)
             ]
-            with self._errors():
-                response = self.client.change_message_visibility_batch(
-                    QueueUrl=self.url, Entries=entries
-                )
+            try:
+                with self._errors():
+                    response = self.client.change_message_visibility_batch(
+                        QueueUrl=self.url, Entries=entries
+                    )
+            except QueueUnavailable as exc:  # the other batches still get their turn
+                failure = failure or exc
+                continue
             refused += [batch[int(f["Id"])].message_id for f in response.get("Failed", [])]
+        if failure is not None:
+            raise failure
         return refused
 
     def delete(self, received: Received) -> None:

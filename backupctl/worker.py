@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -18,7 +19,15 @@ from backupctl.heartbeat import Heartbeat
 from backupctl.kinds import KindOptions
 from backupctl.ledger import Ledger
 from backupctl.logs import backup_extra
-from backupctl.queue import PoisonMessage, QueueUnavailable, Received, SqsQueue, parse_job
+from backupctl.queue import (
+    Job,
+    MessageGone,
+    PoisonMessage,
+    QueueUnavailable,
+    Received,
+    SqsQueue,
+    parse_job,
+)
 from backupctl.registry.lookup import AppLookup
 from backupctl.stop import Stop
 from backupctl.storage import Storages
@@ -27,6 +36,7 @@ log = logging.getLogger(__name__)
 
 MAX_VISIBILITY = int(SQS_MAX_VISIBILITY)
 RECEIVE_VISIBILITY = 30  # until the row is claimed; short, so an abandoned receive heals fast
+RETRY_SOON = 2.0  # after a failed visibility extension
 # While the ledger is away, how often to look again (doubling up to the last).
 LEDGER_PROBE = (1.0, 30.0)
 
@@ -36,6 +46,7 @@ class WorkerReport:
     outcomes: list[Outcome] = field(default_factory=list)
     poison: int = 0
     skipped: int = 0
+    unknown: int = 0  # messages for apps this worker's registry lacks, handed back
 
     @property
     def exit_code(self) -> int:
@@ -93,6 +104,7 @@ class VisibilityKeeper:
                 refused = self._queue.extend_many(held, self._visibility)
             except QueueUnavailable as exc:
                 log.warning("cannot keep running backups' messages hidden: %s", exc)
+                due = time.monotonic() + min(self.interval, RETRY_SOON)  # before they show
                 continue
             for message_id in refused:
                 log.warning("message %s: SQS refused to keep it hidden", message_id)
@@ -137,7 +149,8 @@ class Worker:
         self.report = WorkerReport()
         self._lock = threading.Lock()
         self._inflight: set[Future[None]] = set()
-        self._poll_error: QueueUnavailable | LedgerUnavailable | None = None
+        self._poll_error: QueueUnavailable | LedgerUnavailable | None = None  # --once
+        self._fatal: LedgerUnavailable | None = None  # the ledger away too long: exit 3
         self._keeper: VisibilityKeeper | None = None
 
     def serve(self, stop: Stop, *, once: bool, grace: float, poll: int = 20) -> WorkerReport:
@@ -164,6 +177,7 @@ class Worker:
                 retry_wait_max=self._run.retry_wait_max,
                 kind_options=self._kind_options,
                 release_to="enqueued",
+                gone_app="release",  # the planner, not a worker, skips a backup
             )
             with ThreadPoolExecutor(self._concurrency, thread_name_prefix="job") as pool:
                 # Long polls block for up to `poll` seconds, so they run in their own
@@ -181,8 +195,9 @@ class Worker:
                 # A poll still in progress is not waited for: what it brings in is
                 # hidden for RECEIVE_VISIBILITY only, or handed back if it returns now.
                 poller.join(timeout=0 if stop.hard.is_set() else 1)
-        fatal = isinstance(self._poll_error, LedgerUnavailable) and stop.event.is_set()
-        if self._poll_error is not None and (once or fatal):
+        if self._fatal is not None:
+            raise self._fatal
+        if self._poll_error is not None and once:
             raise self._poll_error
         return self.report
 
@@ -242,11 +257,11 @@ class Worker:
                 return True
             away = time.monotonic() - since
             if away >= self._ledger_outage:
-                self._poll_error = LedgerUnavailable(
+                self._fatal = LedgerUnavailable(
                     f"the ledger has been unreachable for {away:.0f}s ([queue] ledger_outage): "
                     "stopping so that the service manager restarts this worker"
                 )
-                log.error("%s", self._poll_error)
+                log.error("%s", self._fatal)
                 stop.request("the ledger is unreachable")
                 return False
             try:
@@ -288,9 +303,8 @@ class Worker:
             # with exit 3 instead of claiming it did its job; a service waits for the
             # ledger to come back (see _poll).
             log.error("message %s: %s", message.message_id, exc)
-            if isinstance(exc, QueueUnavailable) or self._ledger.connector.down_since is None:
-                with self._lock:
-                    self._poll_error = self._poll_error or exc
+            with self._lock:
+                self._poll_error = self._poll_error or exc
         except Exception:
             # One bad job never stops the loop; the message comes back after its
             # visibility timeout and the ledger decides again.
@@ -303,22 +317,8 @@ class Worker:
             self._poison(message, str(exc))
             return
         if self._apps.get(job.app_id) is None:  # reloads the registry first
-            reason = "skipped: the app is not in the worker's registry (or is disabled)"
-            if self._ledger.skip_backup(job.backup_id, job.app_id, job.run_date, reason):
-                log.warning(
-                    "app %s backup %s: %s; message deleted",
-                    job.app_id,
-                    job.backup_id,
-                    reason,
-                    extra=backup_extra(job.app_id, job.backup_id),
-                )
-                with self._lock:
-                    self.report.skipped += 1
-                self._queue.delete(message)
-                self._night_may_be_over(job.run_date)
-                return
-            # Nothing to skip: the row is done or held elsewhere, or there is none.
-            self._settle_unclaimed(message, job.backup_id, job.app_id, job.run_date)
+            if (row := self._row_of(message, job)) is not None:
+                self._unknown_app(message, row)
             return
         claim = self._ledger.claim_backup(
             job.backup_id,
@@ -332,7 +332,8 @@ class Worker:
             # A holder that died on the last attempt leaves a row nobody may claim:
             # fail it here, or the night never ends.
             executor.reap(self._ledger.reap_expired(job.run_date, self._run.max_attempts))
-            self._settle_unclaimed(message, job.backup_id, job.app_id, job.run_date)
+            if (row := self._row_of(message, job)) is not None:
+                self._settle_unclaimed(message, row)
             return
         assert self._keeper is not None
         self._keeper.hold(message)  # ours now: hidden for as long as the backup runs
@@ -349,6 +350,38 @@ class Worker:
             self._settle(message, claim.id)
         # "lost": another process holds the row now, and settles its own message.
 
+    def _row_of(self, message: Received, job: Job) -> dict[str, Any] | None:
+        """The ledger row a message names; None (the message deleted) if there is none."""
+        row = self._ledger.backup_by_id(job.backup_id)
+        if row is None or row["app_id"] != job.app_id or row["run_date"] != job.run_date:
+            self._poison(message, f"no backup {job.backup_id} for {job.app_id} on {job.run_date}")
+            return None
+        return row
+
+    def _unknown_app(self, message: Received, row: dict[str, Any]) -> None:
+        """A message for an app this worker's registry lacks. Its registry may lag the
+        planner's: the backup is neither run nor skipped here (skipping is the
+        planner's call, from its registry), and the message goes back for another
+        worker, or for this one once its registry has the app."""
+        backup_id, app_id = int(row["id"]), str(row["app_id"])
+        waiting = row["status"] in ("pending", "enqueued") or (
+            row["status"] == "failed" and self._attempts_left(row)
+        )
+        if not waiting or row["claims_closed"]:
+            self._settle_unclaimed(message, row)  # done, skipped or held: nothing to run
+            return
+        log.warning(
+            "app %s backup %s: the app is not in this worker's registry (or is disabled): "
+            "message handed back; run-nightly skips the backup if the app left the registry",
+            app_id,
+            backup_id,
+            extra=backup_extra(app_id, backup_id),
+        )
+        with self._lock:
+            self.report.unknown += 1
+        with contextlib.suppress(MessageGone):
+            self._queue.extend(message, self.visibility)
+
     def _poison(self, message: Received, why: str) -> None:
         log.warning("message %s: poison (%s): deleted", message.message_id, why)
         with self._lock:
@@ -358,16 +391,15 @@ class Worker:
     def _give_back(self, message: Received) -> None:
         try:
             self._queue.extend(message, 0)
+        except MessageGone:
+            pass  # settled elsewhere meanwhile: nothing to give back
         except QueueUnavailable as exc:  # it shows again when its visibility runs out
             log.warning("message %s: %s", message.message_id, exc)
 
-    def _settle_unclaimed(
-        self, message: Received, backup_id: int, app_id: str, night: date
-    ) -> None:
-        row = self._ledger.backup_by_id(backup_id)
-        if row is None or row["app_id"] != app_id or row["run_date"] != night:
-            self._poison(message, f"no backup {backup_id} for {app_id} on {night}")
-            return
+    def _settle_unclaimed(self, message: Received, row: dict[str, Any]) -> None:
+        """The message's backup is not ours to run: done, held elsewhere, waiting for
+        its retry, or past its night's window."""
+        backup_id, app_id, night = int(row["id"]), str(row["app_id"]), row["run_date"]
         with self._lock:
             self.report.skipped += 1
         if row["claims_closed"] and row["status"] in ("pending", "enqueued", "failed"):
@@ -396,16 +428,23 @@ class Worker:
         """Delete the message once the row is final; else show it again when it may retry."""
         row = row or self._ledger.backup_by_id(backup_id)
         assert row is not None
-        attempts_left = int(row["attempts"]) < self._run.max_attempts + int(row["extra_attempts"])
-        if row["status"] == "failed" and attempts_left and not row["claims_closed"]:
-            retry_in = float(row["retry_in"] or 0)
-            self._queue.extend(message, int(min(MAX_VISIBILITY, max(0.0, retry_in) + 1)))
-            return
-        # Final, held under a live lease by another process (which settles its own),
-        # or past its night's window (a rerun or retry sends it again).
-        self._queue.delete(message)
+        try:
+            if row["status"] == "failed" and self._attempts_left(row) and not row["claims_closed"]:
+                retry_in = float(row["retry_in"] or 0)
+                self._queue.extend(message, int(min(MAX_VISIBILITY, max(0.0, retry_in) + 1)))
+                return
+            # Final, held under a live lease by another process (which settles its own),
+            # or past its night's window (a rerun or retry sends it again).
+            self._queue.delete(message)
+        except MessageGone:
+            # Another worker received it meanwhile and settled it; a failed backup with
+            # attempts left is sent again by the next run-nightly.
+            log.info("message %s: already settled elsewhere", message.message_id)
         if row["status"] != "running":
             self._night_may_be_over(row["run_date"])
+
+    def _attempts_left(self, row: dict[str, Any]) -> bool:
+        return int(row["attempts"]) < self._run.max_attempts + int(row["extra_attempts"])
 
     def _night_may_be_over(self, night: date) -> None:
         if not self._ledger.night_has_open_rows(night):

@@ -22,13 +22,12 @@ def _sweep(ledger: Ledger, settings: Settings, min_age: float, *, delete: bool) 
     """Find the orphans in the configured storage and every app's own; remove them
     when `delete`."""
     from backupctl.context import load_apps, open_storages
-    from backupctl.orphans import OrphanReport, find_orphans, remove_orphans
+    from backupctl.orphans import find_orphans, remove_orphans
 
     storages = open_storages(settings).all_of([app.storage for app in load_apps(settings)])
-    report = OrphanReport()
-    report.found = find_orphans(ledger, storages, datetime.now(UTC), timedelta(seconds=min_age))
+    report = find_orphans(ledger, storages, datetime.now(UTC), timedelta(seconds=min_age))
     if delete:
-        remove_orphans(report.found, report)
+        remove_orphans(ledger, report.found, report)
     return report
 
 
@@ -160,12 +159,14 @@ def _verify_orphans(
     ledger = open_ledger(settings)
     with recorded(ledger, "verify --orphans", None) as exit_code:
         report = _sweep(ledger, settings, older_than, delete=delete)
-        exit_code[0] = 1 if report.errors or (report.found and not delete) else 0
+        left = report.errors or report.foreign or (report.found and not delete)
+        exit_code[0] = 1 if left else 0
     if as_json:
         emit_json(
             "verify",
             {
                 "orphans": [_orphan_json(o) for o in report.found],
+                "not_in_this_ledger": [_orphan_json(o) for o in report.foreign],
                 "removed": [o.uri for o in report.removed],
                 "errors": report.errors,
             },
@@ -174,14 +175,24 @@ def _verify_orphans(
         for orphan in report.found:
             verb = "removed" if orphan in report.removed else "orphan"
             click.echo(f"{verb}: {orphan.uri} (written {orphan.entry.modified:%Y-%m-%d %H:%M})")
-        if not report.found:
+        for orphan in report.foreign:
+            click.echo(
+                f"not in this ledger (left alone): {orphan.uri} "
+                f"(written {orphan.entry.modified:%Y-%m-%d %H:%M})"
+            )
+        if report.foreign:
+            click.echo(
+                f"{len(report.foreign)} files name backups this ledger has no row for "
+                "(another ledger sharing the storage?): never deleted here"
+            )
+        if not report.found and not report.foreign:
             click.echo("no orphans: storage holds only what the ledger points to")
-        elif delete:
+        elif delete and report.found:
             click.echo(
                 f"removed {len(report.removed)} orphans"
                 + (f"; {len(report.errors)} could not be removed" if report.errors else "")
             )
-        else:
+        elif report.found:
             click.echo(
                 f"{len(report.found)} orphans: `backupctl verify --orphans --delete` removes them"
             )

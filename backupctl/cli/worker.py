@@ -45,8 +45,10 @@ def worker(
     in its own registry and claims the backup's ledger row before doing anything, so
     a duplicate or stale message never makes a second backup. The registry is
     reloaded when its file changes and when a message names an app the worker does
-    not know; a backup of an app that is not in it even then is skipped. Messages
-    that name no backup (bad JSON, unknown version, no such backup) are logged and
+    not know; a message for an app that is not in it even then is handed back
+    (hidden for twice the lease), never run or deleted: whether that backup is
+    skipped is the planner's call (run-nightly, from its registry). Messages that
+    name no backup (bad JSON, unknown version, no such backup) are logged and
     deleted.
 
     While the ledger is unreachable the worker receives nothing and looks again with
@@ -128,6 +130,11 @@ def worker(
     click.echo(
         f"worker: {ran} backups run, {report.skipped} messages for backups done or held "
         f"elsewhere, {report.poison} poison messages deleted"
+        + (
+            f", {report.unknown} messages for apps not in this registry handed back"
+            if report.unknown
+            else ""
+        )
         + (f" (stopped: {stop.reason})" if stop.reason else "")
     )
     ctx.exit(report.exit_code)

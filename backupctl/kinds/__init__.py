@@ -44,9 +44,10 @@ def child_environment(
     hidden: Iterable[str] = (), base: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """The environment a backup's program runs with: ours, minus backupctl's own
-    settings (BACKUPCTL_*, the ledger's URL among them) and every app's secret
-    variable, so one app's program never sees another's database password."""
-    hidden = set(hidden)
+    settings (BACKUPCTL_*, the ledger's URL among them), PGPASSWORD (libpq's, maybe
+    the ledger's) and every app's secret variable, so one app's program never sees
+    another's database password."""
+    hidden = {*hidden, "PGPASSWORD"}
     return {
         name: value
         for name, value in (os.environ if base is None else base).items()

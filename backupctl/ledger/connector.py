@@ -1,14 +1,23 @@
-"""The ledger's connections: a pool that survives a database restart, and the one
-boundary where driver errors become the project's own.
+"""The ledger's connections: reused, replaced when they break, and retried across a
+database restart; and the one boundary where driver errors become the project's own.
 
-psycopg_pool keeps the connections: it discards one that broke, opens new ones in the
-background with backoff, and hands each thread its own, so a statement waiting on a
-row lock never holds up another thread's. What it does not do is retry the statement
-that met the broken connection: `Connector.run` does, for as long as the caller can
-afford (`outage` seconds), which is what lets a night go on across a ledger restart.
-Every statement backupctl runs is safe to run twice (see queries.sql: claims carry a
-tag, finishes recognise their own earlier commit), so a retry after an ambiguous
-commit changes nothing.
+Each thread takes a connection of its own (an idle one, or a new one), so a statement
+waiting on a row lock never holds up another thread's. A connection that broke is
+dropped; the statement that met it is run again on a new one, with a short backoff,
+for as long as the caller can afford (`outage` seconds since the outage began): that
+is what lets a night go on across a ledger restart.
+
+Not psycopg_pool: its reconnection backs off exponentially (attempts at 0, 1, 3, 7,
+... 127, 255 s) and a pool waits for those attempts, so a database that is back after
+two minutes may get no connection for two more, past a 5-minute lease's budget. Here
+a new connection is tried at each retry, at most 2 s apart, which is all the pooling
+backupctl needs (a handful of threads, statements of milliseconds).
+
+Every statement backupctl runs may thus run twice, its first run having committed
+unseen. None does harm: claims carry a tag that is looked for before a claim runs
+again, finishes recognise their own earlier commit, the rest are compare-and-set or
+idempotent. A second run's answer may miss what the first did (a reap returns no
+rows the second time); what that leaves in storage, `verify --orphans` finds.
 """
 
 from __future__ import annotations
@@ -18,24 +27,23 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import psycopg
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 
 from backupctl.errors import ConfigError, LedgerUnavailable
 from backupctl.redact import redact_text, redact_url
 
-if TYPE_CHECKING:
-    from psycopg_pool import ConnectionPool
-
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+Connection = psycopg.Connection[dict[str, Any]]
 
 # Between retries of a statement while the ledger is away: short at first (a broken
-# pooled connection is usually replaced at once), then every couple of seconds.
+# idle connection is usually replaced at once), then every couple of seconds.
 FIRST_RETRY = 0.1
 MAX_RETRY = 2.0
 CONNECT_TIMEOUT = 10
@@ -84,6 +92,18 @@ def driver_errors(url: str) -> Iterator[None]:
         raise refused(exc, url) from None
 
 
+def transient(exc: psycopg.Error) -> bool:
+    """Errors a retry can outlive: a lost or refused connection, a server shutting
+    down or starting up, a deadlock, a replica that is being promoted."""
+    return isinstance(
+        exc,
+        psycopg.OperationalError
+        | psycopg.errors.ReadOnlySqlTransaction
+        | psycopg.errors.AdminShutdown
+        | psycopg.errors.CannotConnectNow,
+    )
+
+
 def connection_kwargs(schema: str, *, io_timeout: float = 60.0) -> dict[str, Any]:
     """What every ledger connection is opened with."""
     return {
@@ -101,7 +121,7 @@ def connection_kwargs(schema: str, *, io_timeout: float = 60.0) -> dict[str, Any
     }
 
 
-def connect_once(url: str, schema: str) -> psycopg.Connection[dict[str, Any]]:
+def connect_once(url: str, schema: str) -> Connection:
     """One connection, now: a clear error if the URL is malformed or the server is away."""
     try:
         with driver_errors(url):
@@ -110,70 +130,63 @@ def connect_once(url: str, schema: str) -> psycopg.Connection[dict[str, Any]]:
         raise ConfigError([f"database_url: {first_line(exc, url)}"]) from None
 
 
-def transient(exc: psycopg.Error) -> bool:
-    """Errors a retry can outlive: a lost or refused connection, a server shutting
-    down or starting up, a deadlock, a replica that is being promoted."""
-    return isinstance(
-        exc,
-        psycopg.OperationalError
-        | psycopg.errors.ReadOnlySqlTransaction
-        | psycopg.errors.AdminShutdown
-        | psycopg.errors.CannotConnectNow,
-    )
-
-
 class Connector:
-    """A pool of ledger connections; `run` retries a unit of work across an outage."""
+    """Ledger connections for any number of threads; `run` retries a unit of work
+    across an outage. At most `size` idle connections are kept."""
 
     def __init__(
         self, url: str, schema: str, *, size: int, outage: float, io_timeout: float = 60.0
     ) -> None:
-        from psycopg_pool import ConnectionPool
-
         self.url = url
         self.schema = schema
         self.outage = outage
-        # How long a first try waits for a pooled connection: past this, the ledger
-        # is away, and the outage (if the caller can afford one) is counted.
-        self._first_wait = min(CONNECT_TIMEOUT, io_timeout, max(1.0, outage))
-        self._down_since: float | None = None
+        self._size = max(1, size)
+        self._kwargs = connection_kwargs(schema, io_timeout=io_timeout)
+        self._idle: list[Connection] = []
         self._lock = threading.Lock()
-        self._pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
-            url,
-            kwargs=connection_kwargs(schema, io_timeout=io_timeout),
-            min_size=1,
-            max_size=max(1, size),
-            open=False,
-            name="backupctl-ledger",
-            # The pool's own reconnection keeps trying for as long as a caller may wait.
-            reconnect_timeout=max(60.0, outage),
-            max_idle=300.0,
-        )
-        self._pool.open(wait=False)
+        self._down_since: float | None = None
 
     def close(self) -> None:
-        self._pool.close(timeout=5)
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     @property
     def down_since(self) -> float | None:
         """time.monotonic() of the first failure of the outage in progress, if any."""
         return self._down_since
 
-    def run(self, work: Callable[[psycopg.Connection[dict[str, Any]]], T]) -> T:
-        """Run `work` on a pooled connection. A lost connection is retried, with
-        backoff, until `outage` seconds have passed since the first failure; then
+    @contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = psycopg.connect(self.url, **self._kwargs)
+        try:
+            yield conn
+        finally:
+            reusable = (
+                not conn.closed
+                and not conn.broken
+                and conn.info.transaction_status == TransactionStatus.IDLE
+            )
+            with self._lock:
+                kept = reusable and len(self._idle) < self._size
+                if kept:
+                    self._idle.append(conn)
+            if not kept:
+                conn.close()
+
+    def run(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` on a connection of this thread's. A lost connection is retried,
+        with backoff, until `outage` seconds have passed since the outage began; then
         LedgerUnavailable. `work` must be safe to run again (it may have committed)."""
         delay = FIRST_RETRY
         deadline: float | None = None
-        since = self._down_since
-        if since is not None and time.monotonic() - since >= self.outage:
-            # Away for longer than this caller can wait already: one quick try only.
-            deadline = time.monotonic() + 0.5
         while True:
-            now = time.monotonic()
-            wait = self._first_wait if deadline is None else max(0.1, deadline - now)
             try:
-                with self._pool.connection(timeout=wait) as conn:
+                with self._connection() as conn:
                     result = work(conn)
             except psycopg.Error as exc:
                 if not transient(exc):
@@ -181,34 +194,32 @@ class Connector:
                         raise
                 now = time.monotonic()
                 if deadline is None:
-                    deadline = now + self.outage
-                    self._note_down(now, exc)
+                    since = self._note_down(now, exc)
+                    # Counted from when the outage began, for every caller alike.
+                    deadline = max(since + self.outage, now + 0.5)
                 if now >= deadline:
-                    raise self._gave_up(exc) from None
+                    raise unavailable(exc, self.url) from None
                 time.sleep(min(delay, max(0.0, deadline - now)))
                 delay = min(delay * 2, MAX_RETRY)
                 continue
             self._note_up()
             return result
 
-    def _gave_up(self, exc: psycopg.Error) -> LedgerUnavailable:
-        from psycopg_pool import PoolTimeout
-
-        if isinstance(exc, PoolTimeout):
-            # "couldn't get a connection after 10 sec" says nothing: ask the server why.
-            try:
-                connect_once(self.url, self.schema).close()
-            except (LedgerUnavailable, ConfigError) as direct:
-                return LedgerUnavailable(str(direct))
-        return unavailable(exc, self.url)
-
-    def _note_down(self, now: float, exc: psycopg.Error) -> None:
+    def _note_down(self, now: float, exc: psycopg.Error) -> float:
+        """Record the outage (if this is its first failure); return when it began.
+        The idle connections go too: after a restart they are all broken."""
         with self._lock:
+            idle, self._idle = self._idle, []
             first = self._down_since is None
             if first:
                 self._down_since = now
+            since = self._down_since
+        for conn in idle:
+            conn.close()
+        assert since is not None
         if first and self.outage > 0:
             log.warning("%s; retrying for up to %.0fs", unavailable(exc, self.url), self.outage)
+        return since
 
     def _note_up(self) -> None:
         if self._down_since is None:

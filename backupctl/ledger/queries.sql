@@ -42,6 +42,16 @@ ON CONFLICT (run_date) DO UPDATE
 -- belong to apps no longer listed (the only case skip_removed need run after a plan).
 SELECT count(*) AS n FROM backups WHERE run_date = %(run_date)s AND trigger = 'nightly';
 
+-- name: unfinished_rows
+-- The night's rows that have not run and may not: what skip_removed may skip. (The
+-- ledger compares their apps with the registry in Python: an anti-join against a
+-- 100k-element array is a nested loop whenever the planner's estimates are off, as
+-- they are for a night planned a moment ago.)
+SELECT id, app_id FROM backups
+WHERE run_date = %(run_date)s AND trigger = 'nightly'
+  AND (status IN ('pending', 'enqueued', 'failed')
+       OR (status = 'running' AND lease_expires_at < now()));
+
 -- name: skip_removed
 -- Rows of apps that left the registry (or were disabled) since the night was planned.
 -- Rows running under a live lease finish as they are.
@@ -50,12 +60,9 @@ SET status = 'skipped', finished_at = now(), next_attempt_at = NULL, lease_owner
     lease_expires_at = NULL,
     error = 'skipped: the app is no longer in the registry (or is disabled)'
             || coalesce('; before that: ' || b.error, '')
-WHERE b.run_date = %(run_date)s AND b.trigger = 'nightly'
+WHERE b.id = ANY(%(ids)s)
   AND (b.status IN ('pending', 'enqueued', 'failed')
        OR (b.status = 'running' AND b.lease_expires_at < now()))
-  -- NOT IN a subquery: a hashed subplan, whatever the row estimates (a night just
-  -- planned has none yet, and a nested loop over 100k x 100k apps never ends).
-  AND b.app_id NOT IN (SELECT unnest(%(app_ids)s::text[]))
 RETURNING b.id, b.app_id, b.run_date, b.attempts, b.trigger;
 
 -- name: plan_backups
@@ -77,11 +84,16 @@ RETURNING id, app_id, run_date, attempts, trigger;
 -- New rows first, through their own index; retries (failed with attempts left, or
 -- running under an expired lease) only when new rows run short of the limit. The
 -- rows carry the claim's tag: run again after a lost answer, claimed_by_tag comes first.
-WITH fresh AS (
+WITH night_open AS (
+    -- Past the night's claim_until nothing new starts, whoever asks (a worker too).
+    SELECT NOT EXISTS (SELECT 1 FROM nightly_runs
+                       WHERE run_date = %(run_date)s AND claim_until <= now()) AS ok
+), fresh AS (
     SELECT id FROM backups
     WHERE run_date = %(run_date)s AND trigger = 'nightly'
       AND (%(app_id)s::text IS NULL OR app_id = %(app_id)s)
       AND status IN ('pending', 'enqueued')
+      AND (SELECT ok FROM night_open)
     ORDER BY id
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -90,6 +102,7 @@ WITH fresh AS (
     WHERE run_date = %(run_date)s AND trigger = 'nightly'
       AND (%(app_id)s::text IS NULL OR app_id = %(app_id)s)
       AND status IN ('failed', 'running')
+      AND (SELECT ok FROM night_open)
       AND claimable(status, attempts, extra_attempts, next_attempt_at, lease_expires_at,
                     %(max_attempts)s)
     ORDER BY id
@@ -107,12 +120,15 @@ SET status = 'running', attempts = b.attempts + 1, lease_owner = %(owner)s,
     started_at = now(), finished_at = NULL, next_attempt_at = NULL, claim_tag = %(tag)s
 FROM claimable
 WHERE b.id = claimable.id
-RETURNING b.id, b.app_id, b.run_date, b.attempts, b.trigger;
+RETURNING b.id, b.app_id, b.run_date, b.attempts, b.trigger, %(lease)s::float8 AS lease_left;
 
 -- name: claimed_by_tag
 -- What a claim statement (claim_nightly, claim_backup, start_adhoc) took, when its
 -- answer was lost with the connection: asked before that claim is run once more.
-SELECT id, app_id, run_date, attempts, trigger FROM backups
+-- (Found late: the lease the claim took has been running out since.)
+SELECT id, app_id, run_date, attempts, trigger,
+       extract(epoch FROM lease_expires_at - now())::float8 AS lease_left
+FROM backups
 WHERE run_date = %(run_date)s AND trigger = %(trigger)s AND status = 'running'
   AND claim_tag = %(tag)s AND lease_owner = %(owner)s;
 
@@ -129,23 +145,12 @@ WHERE id = %(id)s AND app_id = %(app_id)s AND run_date = %(run_date)s
                 %(max_attempts)s)
   AND NOT EXISTS (SELECT 1 FROM nightly_runs AS n
                   WHERE n.run_date = backups.run_date AND n.claim_until <= now())
-RETURNING id, app_id, run_date, attempts, trigger;
+RETURNING id, app_id, run_date, attempts, trigger, %(lease)s::float8 AS lease_left;
 
 -- name: unsend
 -- A worker dropped this backup's message (its night's window had closed): not sent.
 UPDATE backups SET status = 'pending', enqueued_at = NULL
 WHERE id = %(id)s AND status = 'enqueued';
-
--- name: skip_backup
--- A worker's message names an app its registry no longer has: the row is skipped.
-UPDATE backups
-SET status = 'skipped', finished_at = now(), next_attempt_at = NULL, lease_owner = NULL,
-    lease_expires_at = NULL, error = %(reason)s || coalesce('; before that: ' || error, '')
-WHERE id = %(id)s AND app_id = %(app_id)s AND run_date = %(run_date)s
-  AND trigger = 'nightly'
-  AND (status IN ('pending', 'enqueued', 'failed')
-       OR (status = 'running' AND lease_expires_at < now()))
-RETURNING id;
 
 -- name: skip_claimed
 -- The app of a row just claimed is no longer in the registry: skipped, not failed.
@@ -273,7 +278,7 @@ WHERE n.run_date = %(run_date)s
       IS DISTINCT FROM (v.status, v.planned, v.succeeded, v.failed, v.skipped);
 
 -- name: night_has_open_rows
--- Cheap (the claimable index): is anything of the night still pending or running?
+-- Cheap (backups_open_by_night): is anything of the night still pending or running?
 SELECT EXISTS (SELECT 1 FROM backups
                WHERE run_date = %(run_date)s AND trigger = 'nightly'
                  AND status IN ('pending', 'enqueued', 'running')) AS open;
@@ -293,8 +298,8 @@ SELECT run_date, status, created_at, started_at, finished_at, planned, succeeded
 FROM nightly_runs WHERE run_date = %(run_date)s;
 
 -- name: latest_planned_before
--- The latest earlier night that planned any backup: how many apps it planned, and
--- which of them the registry no longer lists (what the registry guard weighs).
+-- The apps of the latest earlier night that planned any backup: what the registry
+-- guard compares today's registry with.
 WITH earlier AS (
     SELECT run_date FROM nightly_runs
     WHERE run_date < %(run_date)s AND status <> 'missed'
@@ -302,16 +307,9 @@ WITH earlier AS (
                   WHERE x.run_date = nightly_runs.run_date AND x.trigger = 'nightly')
     ORDER BY run_date DESC LIMIT 1
 )
-SELECT e.run_date, count(*) AS planned,
-       count(*) FILTER (WHERE b.gone) AS missing,
-       (array_agg(b.app_id ORDER BY b.app_id) FILTER (WHERE b.gone))[1:5] AS missing_examples
+SELECT e.run_date, b.app_id
 FROM earlier AS e
-JOIN LATERAL (
-    -- A hashed subplan (see skip_removed).
-    SELECT x.app_id, x.app_id NOT IN (SELECT unnest(%(app_ids)s::text[])) AS gone
-    FROM backups AS x WHERE x.run_date = e.run_date AND x.trigger = 'nightly'
-) AS b ON true
-GROUP BY e.run_date;
+JOIN backups AS b ON b.run_date = e.run_date AND b.trigger = 'nightly';
 
 -- name: latest_night
 SELECT max(run_date) AS run_date FROM nightly_runs WHERE status <> 'missed';
@@ -345,7 +343,7 @@ INSERT INTO backups (app_id, run_date, trigger, status, attempts, lease_owner,
                      lease_expires_at, started_at, claim_tag)
 VALUES (%(app_id)s, %(run_date)s, 'adhoc', 'running', 1, %(owner)s,
         now() + make_interval(secs => %(lease)s), now(), %(tag)s)
-RETURNING id, app_id, run_date, attempts, trigger;
+RETURNING id, app_id, run_date, attempts, trigger, %(lease)s::float8 AS lease_left;
 
 -- name: list_nights
 SELECT n.run_date, n.status, n.started_at, n.finished_at,
@@ -415,10 +413,6 @@ WHERE app_id = %(app_id)s AND trigger = 'adhoc' AND status = 'running'
   AND lease_expires_at < now()
 RETURNING id, app_id, run_date, attempts, trigger;
 
--- name: referenced_artifacts
--- What storage must hold: the artifact of every succeeded backup.
-SELECT artifact_uri FROM backups WHERE status = 'succeeded';
-
--- name: running_backup_ids
--- Backups in flight: whatever their files look like, they are not orphans.
-SELECT id FROM backups WHERE status = 'running';
+-- name: backups_by_ids
+-- The rows that files in storage name (by the backup id in their names).
+SELECT id, app_id, status, artifact_uri FROM backups WHERE id = ANY(%(ids)s);

@@ -37,6 +37,7 @@ class Claim:
     run_date: date
     attempt: int
     trigger: str
+    lease_left: float | None = None  # seconds of lease left when the claim was seen
 
 
 @dataclass(frozen=True)
@@ -142,8 +143,7 @@ class Ledger:
                 row = cur.fetchone()
                 if row is None or row["n"] <= len(app_ids):
                     return added, []
-                cur.execute(self._q["skip_removed"].encode(), params)
-                return added, [_claim(row) for row in cur.fetchall()]
+                return added, self._skip_removed(cur, run_date, app_ids)
 
         added, skipped = self._connector.run(work)
         if added >= ANALYZE_AFTER:
@@ -155,19 +155,33 @@ class Ledger:
     def skip_removed(self, run_date: date, app_ids: Sequence[str]) -> list[Claim]:
         """Skip the night's unfinished rows of apps not in `app_ids` (a retry's view of
         the registry); return them."""
-        rows = self._rows("skip_removed", run_date=run_date, app_ids=sorted(app_ids))
-        return [_claim(row) for row in rows]
+
+        def work(conn: psycopg.Connection[dict[str, Any]]) -> list[Claim]:
+            with conn.transaction(), conn.cursor() as cur:
+                return self._skip_removed(cur, run_date, app_ids)
+
+        return self._connector.run(work)
+
+    def _skip_removed(
+        self, cur: psycopg.Cursor[dict[str, Any]], run_date: date, app_ids: Sequence[str]
+    ) -> list[Claim]:
+        cur.execute(self._q["unfinished_rows"].encode(), {"run_date": run_date})
+        listed = set(app_ids)
+        gone = sorted(row["id"] for row in cur.fetchall() if row["app_id"] not in listed)
+        if not gone:
+            return []
+        cur.execute(self._q["skip_removed"].encode(), {"ids": gone})
+        return [_claim(row) for row in cur.fetchall()]
 
     def earlier_night(self, run_date: date, app_ids: Sequence[str]) -> EarlierNight | None:
         """The latest night before `run_date` that planned backups, compared with
         `app_ids`: what the registry guard needs."""
-        rows = self._rows("latest_planned_before", run_date=run_date, app_ids=list(app_ids))
+        rows = self._rows("latest_planned_before", run_date=run_date)
         if not rows:
             return None
-        row = rows[0]
-        return EarlierNight(
-            row["run_date"], row["planned"], row["missing"], list(row["missing_examples"] or [])
-        )
+        listed = set(app_ids)
+        missing = sorted(row["app_id"] for row in rows if row["app_id"] not in listed)
+        return EarlierNight(rows[0]["run_date"], len(rows), len(missing), missing[:5])
 
     def close_night(self, run_date: date) -> NightSummary | None:
         """Recount the night from its rows and mark it complete, incomplete or running."""
@@ -240,12 +254,9 @@ class Ledger:
     def nightly_succeeded_by_app(self) -> list[dict[str, Any]]:
         return self._rows("nightly_succeeded_by_app")
 
-    def referenced_artifacts(self) -> set[str]:
-        """The artifact URI of every succeeded backup: what storage must hold."""
-        return {row["artifact_uri"] for row in self._rows("referenced_artifacts")}
-
-    def running_backup_ids(self) -> set[int]:
-        return {row["id"] for row in self._rows("running_backup_ids")}
+    def backups_by_ids(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """id -> app_id, status and artifact_uri, for the rows that exist."""
+        return {row["id"]: row for row in self._rows("backups_by_ids", ids=sorted(set(ids)))}
 
     def mark_pruned(self, backup_id: int) -> bool:
         """succeeded -> pruned, once its artifact is deleted."""
@@ -301,12 +312,6 @@ class Ledger:
     def unsend(self, backup_id: int) -> None:
         """enqueued -> pending: its message is gone, a rerun must send it again."""
         self._rows("unsend", id=backup_id)
-
-    def skip_backup(self, backup_id: int, app_id: str, run_date: date, reason: str) -> bool:
-        """Skip the unfinished nightly row a message names (its app left the registry)."""
-        return bool(
-            self._rows("skip_backup", id=backup_id, app_id=app_id, run_date=run_date, reason=reason)
-        )
 
     def skip_claimed(self, claim: Claim, owner: str, reason: str) -> bool:
         """running -> skipped, for a row this process claimed whose app is gone."""
@@ -430,6 +435,7 @@ def _claim(row: dict[str, Any]) -> Claim:
         run_date=row["run_date"],
         attempt=row["attempts"],
         trigger=row["trigger"],
+        lease_left=row.get("lease_left"),
     )
 
 

@@ -16,8 +16,10 @@ from backupctl.registry.model import App
 
 log = logging.getLogger(__name__)
 
-# A worker looks at its registry file at most this often.
+# A worker looks at its registry file at most this often...
 STAT_EVERY = 1.0
+# ...and reloads a source it cannot stat (an API, a database) at most this often.
+RELOAD_EVERY = 30.0
 
 
 class AppLookup(Protocol):
@@ -68,7 +70,10 @@ class LiveRegistry:
     an app it does not know (the app may have been added after the worker started).
 
     A reload that fails (a file caught mid-edit) or that the guard refuses (no enabled
-    apps, or too many missing) keeps the apps it had, and says so once."""
+    apps, or too many missing) keeps the apps it had, and says so once. A source is
+    read again only when it changed (a file's stamp) or, for a source without one,
+    at most every RELOAD_EVERY seconds: a queue full of messages for an app that
+    left must not mean one reload per message."""
 
     def __init__(
         self,
@@ -85,17 +90,23 @@ class LiveRegistry:
         self._max_shrink = max_shrink
         self._lock = threading.Lock()
         self._current = StaticApps(apps)
-        self._seen = stamp() if stamp else None
+        self._seen = stamp() if stamp else None  # the stamp last read (loaded or refused)
         self._looked_at = time.monotonic()
+        self._loaded_at = time.monotonic()
         self._refused: str | None = None
 
     def get(self, app_id: str, /) -> App | None:
         self._reload_if_changed()
         app = self._current.get(app_id)
-        if app is None:
+        if app is None and self._may_have_changed():
             self._reload(why=f"a message names app {app_id!r}, unknown here")
             app = self._current.get(app_id)
         return app
+
+    def _may_have_changed(self) -> bool:
+        if self._stamp is not None:
+            return bool(self._stamp() != self._seen)
+        return time.monotonic() - self._loaded_at >= RELOAD_EVERY
 
     def secret_env(self) -> frozenset[str]:
         return self._current.secret_env()
@@ -113,6 +124,8 @@ class LiveRegistry:
     def _reload(self, why: str) -> None:
         with self._lock:
             stamp = self._stamp() if self._stamp else None
+            # Refused or not, this version has been read: not again until it changes.
+            self._seen, self._loaded_at = stamp, time.monotonic()
             try:
                 apps = self._load()
             except RegistryError as exc:
@@ -124,7 +137,6 @@ class LiveRegistry:
                 return
             before = set(self._current.ids())
             self._current = StaticApps(apps)
-            self._seen = stamp
             self._refused = None
             after = set(self._current.ids())
             if before != after:

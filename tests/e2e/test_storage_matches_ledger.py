@@ -19,19 +19,30 @@ def _age(path: os.PathLike[str], seconds: float) -> None:
     os.utime(path, (then, then))
 
 
-def test_verify_orphans_lists_and_deletes_only_old_unreferenced_artifacts(setup: Setup) -> None:
+def _backup_id(setup: Setup, app_id: str) -> int:
+    found = setup.query(
+        "SELECT id FROM backupctl.backups WHERE app_id = %s AND run_date = %s", app_id, NIGHT
+    )
+    return int(str(found[0][0]))
+
+
+def test_verify_orphans_lists_and_deletes_only_old_files_their_rows_do_not_point_to(
+    setup: Setup,
+) -> None:
     quick_apps(setup)
     assert setup.cli("run-nightly", "--date", NIGHT).returncode == 0
     for name in setup.files():  # the real artifacts are old too: still not orphans
         _age(setup.storage / name, 2 * DAY)
+    b = _backup_id(setup, "cmd-0")
     folder = setup.storage / "cmd-0" / NIGHT
-    old = folder / f"cmd-0-{NIGHT}-b999-a1.out.zst"  # a crash between publish and finish
-    tmp = folder / f".cmd-0-{NIGHT}-b998-a1.out.zst.0123456789ab.tmp"  # a killed upload
-    young = folder / f"cmd-0-{NIGHT}-b997-a1.out.zst"  # may be finishing right now
-    other = folder / "notes.txt"  # not backupctl's: never touched
-    for path in (old, tmp, young, other):
+    old = folder / f"cmd-0-{NIGHT}-b{b}-a7.out.zst"  # an attempt published, never finished
+    tmp = folder / f".cmd-0-{NIGHT}-b{b}-a8.out.zst.0123456789ab.tmp"  # a killed upload
+    young = folder / f"cmd-0-{NIGHT}-b{b}-a9.out.zst"  # may be finishing right now
+    foreign = folder / f"cmd-0-{NIGHT}-b999999-a1.out.zst"  # no such row: another ledger's?
+    other = folder / "notes.txt"  # not a name backupctl writes: never touched
+    for path in (old, tmp, young, foreign, other):
         path.write_bytes(b"x")
-    for path in (old, tmp, other):
+    for path in (old, tmp, foreign, other):
         _age(path, 2 * DAY)
 
     listed = setup.cli("verify", "--orphans")
@@ -39,24 +50,26 @@ def test_verify_orphans_lists_and_deletes_only_old_unreferenced_artifacts(setup:
     assert listed.returncode == 1, listed.stdout + listed.stderr
     assert listed.stdout.count("orphan: ") == 2
     assert old.as_uri() in listed.stdout and tmp.as_uri() in listed.stdout
+    assert f"not in this ledger (left alone): {foreign.as_uri()}" in listed.stdout
     assert "2 orphans" in listed.stdout
 
     deleted = setup.cli("verify", "--orphans", "--delete")
-    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    assert deleted.returncode == 1, deleted.stdout  # the foreign file is still there
     assert "removed 2 orphans" in deleted.stdout
     assert not old.exists() and not tmp.exists()
-    assert young.exists() and other.exists()
+    assert young.exists() and foreign.exists() and other.exists()
+    for path in (young, foreign, other):
+        path.unlink()
     again = setup.cli("verify", "--orphans")
     assert again.returncode == 0 and "no orphans" in again.stdout
-    young.unlink()
-    other.unlink()
     assert_one_artifact_per_app(setup, ["files-app", "cmd-0", "cmd-1"])
 
 
 def test_prune_removes_orphans_too_and_a_dry_run_only_lists_them(setup: Setup) -> None:
     quick_apps(setup, n=1)
     assert setup.cli("run-nightly", "--date", NIGHT).returncode == 0
-    stray = setup.storage / "files-app" / NIGHT / f"files-app-{NIGHT}-b555-a1.tar.zst"
+    b = _backup_id(setup, "files-app")
+    stray = setup.storage / "files-app" / NIGHT / f"files-app-{NIGHT}-b{b}-a5.tar.zst"
     stray.write_bytes(b"x")
     _age(stray, 2 * DAY)
 
@@ -74,9 +87,10 @@ def test_orphans_on_s3_include_unfinished_uploads(setup: Setup, s3: S3) -> None:
     quick_apps(setup, n=1)
     env = {**s3.env, "BACKUPCTL_STORAGE": f"s3://{s3.bucket}/nightly"}
     assert setup.cli("run-nightly", "--date", NIGHT, **env).returncode == 0
-    stray = f"nightly/files-app/{NIGHT}/files-app-{NIGHT}-b555-a1.tar.zst"
+    b = _backup_id(setup, "files-app")
+    stray = f"nightly/files-app/{NIGHT}/files-app-{NIGHT}-b{b}-a5.tar.zst"
     s3.client.put_object(Bucket=s3.bucket, Key=stray, Body=b"x")
-    unfinished = f"nightly/files-app/{NIGHT}/files-app-{NIGHT}-b556-a1.tar.zst"
+    unfinished = f"nightly/files-app/{NIGHT}/files-app-{NIGHT}-b{b}-a6.tar.zst"
     s3.client.create_multipart_upload(Bucket=s3.bucket, Key=unfinished)
 
     listed = setup.cli("verify", "--orphans", "--older-than", "0s", **env)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from backupctl import atomic
-from backupctl.artifacts import backup_id_of
+from backupctl.artifacts import parse_artifact_key
 from backupctl.errors import RegistryError
 from backupctl.kinds import child_environment
 from backupctl.redact import redact_text
@@ -85,13 +85,23 @@ def test_the_live_registry_keeps_its_apps_when_a_reload_is_refused(tmp_path: Pat
     path = tmp_path / "apps.toml"
     entry = '[[app]]\nid = "{}"\nkind = "command"\nargv = ["true"]\n'
     path.write_text("".join(entry.format(i) for i in "abcd"))
+    loads: list[int] = []
+
+    def load() -> list[App]:
+        loads.append(1)
+        return load_registry(str(path))
+
     live = LiveRegistry(
-        load_registry(str(path)), source=str(path), load=lambda: load_registry(str(path))
+        load_registry(str(path)), source=str(path), load=load, stamp=file_stamp(str(path))
     )
     for text in ("", "[[app]\n", entry.format("a")):  # empty, malformed, shrunk by 3 of 4
         path.write_text(text)
         assert live.get("zz") is None
         assert live.ids() == ["a", "b", "c", "d"]
+    assert len(loads) == 3  # each version read once...
+    for _ in range(5):
+        assert live.get("zz") is None
+    assert len(loads) == 3  # ...and not again while it stays as it is
 
 
 def test_static_apps_know_every_apps_secret_variable_disabled_ones_too() -> None:
@@ -171,6 +181,7 @@ def test_a_child_gets_our_environment_minus_backupctls_and_every_apps_secret() -
         "BACKUPCTL_DATABASE_URL": "postgresql://x:pw@db/l",
         "SHOP_DSN": "postgresql://shop:pw@db/shop",
         "CRM_DSN": "postgresql://crm:pw@db/crm",
+        "PGPASSWORD": "the-ledgers",
     }
     assert child_environment({"SHOP_DSN", "CRM_DSN"}, base) == {"PATH": "/bin", "HOME": "/root"}
 
@@ -240,4 +251,6 @@ def test_publishing_a_new_file_refuses_a_name_taken_meanwhile(tmp_path: Path) ->
     ],
 )
 def test_only_names_backupctl_writes_are_artifacts(key: str, backup_id: int | None) -> None:
-    assert backup_id_of(key) == backup_id
+    parsed = parse_artifact_key(key)
+    assert (parsed[1] if parsed else None) == backup_id
+    assert parsed is None or parsed[0] == "shop"
