@@ -6,8 +6,12 @@ STAMP  := $(VENV)/.installed
 ROUNDS ?= 20
 # Test processes at once: the suite mostly waits on subprocesses, leases and servers.
 TEST_JOBS ?= 4
+# make install: a virtualenv at PREFIX, and a backupctl link in BINDIR.
+PREFIX ?= /opt/backupctl
+BINDIR ?= /usr/local/bin
+DEMO   := $(BIN)/backupctl --config examples/demo.toml
 
-.PHONY: demo test lint bench faults clean
+.PHONY: demo test lint bench faults install uninstall clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "backupctl needs Python 3.11 or newer")'
@@ -16,11 +20,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $@
 
-demo: $(STAMP)  ## back up examples/apps.toml twice on the embedded ledger, then show status
-	BACKUPCTL_REGISTRY=examples/apps.toml $(BIN)/backupctl run-nightly
+demo: $(STAMP)  ## back up examples/apps.toml twice on a ledger of its own in .demo/, then show status
+	$(DEMO) -v run-nightly
 	@echo "--- and again: a rerun of the same night does nothing ---"
-	BACKUPCTL_REGISTRY=examples/apps.toml $(BIN)/backupctl run-nightly
-	BACKUPCTL_REGISTRY=examples/apps.toml $(BIN)/backupctl status
+	$(DEMO) -v run-nightly
+	$(DEMO) status
 
 test: $(STAMP)  ## the whole suite (starts its own throwaway Postgres per test process)
 	$(BIN)/pytest -n $(TEST_JOBS)
@@ -38,5 +42,18 @@ bench: $(STAMP)  ## figures against raw baselines (not part of the tests; takes 
 faults: $(STAMP)  ## the fault-injection suite: ROUNDS randomized nights under faults
 	$(BIN)/python bench/faults.py --rounds $(ROUNDS)
 
+install:  ## production: a virtualenv at PREFIX and a backupctl link in BINDIR
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "backupctl needs Python 3.11 or newer")'
+	$(PYTHON) -m venv --clear $(PREFIX)
+	$(PREFIX)/bin/pip install --quiet --upgrade pip
+	$(PREFIX)/bin/pip install --quiet .
+	mkdir -p $(BINDIR)
+	ln -sfn $(PREFIX)/bin/backupctl $(BINDIR)/backupctl
+	@echo "installed: $(BINDIR)/backupctl -> $(PREFIX)/bin/backupctl"
+
+uninstall:
+	rm -f $(BINDIR)/backupctl
+	rm -rf $(PREFIX)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache build

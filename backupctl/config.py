@@ -172,6 +172,14 @@ KEYS: tuple[Key, ...] = (
     Key(None, "registry", _str, DEFAULT_REGISTRY_PATH, "the app registry file"),
     Key(None, "storage", _storage, None, "file:///dir or s3://bucket/prefix; empty: data dir"),
     Key(None, "pg_bin_dir", _opt_str, None, "folder with pg_dump/pg_restore; empty: PATH"),
+    Key(
+        None,
+        "state_dir",
+        _opt_str,
+        None,
+        "folder of the embedded ledger (and of backups when storage is unset); "
+        "empty: the XDG state directory",
+    ),
     Key("run", "mode", _mode, "direct", "direct: back up here; enqueue: send to workers"),
     Key("run", "parallel", _positive_int, 4, "backups at once"),
     Key("run", "max_attempts", _positive_int, 3, "attempts per backup per night"),
@@ -244,6 +252,7 @@ class Settings:
     ping_url: str | None
     metrics_file: str | None
     config_file: str | None
+    state_dir: str | None = None
     origins: dict[str, str] = field(default_factory=dict)  # dotted key -> file/env/flag/default
     values: dict[str, Any] = field(default_factory=dict)  # dotted key -> the value in effect
 
@@ -314,7 +323,7 @@ def load_settings(
     if path is not None:
         for dotted, value in _flatten(_read_file(path, problems), str(path), problems).items():
             if (
-                dotted in ("registry", "pg_bin_dir")
+                dotted in ("registry", "pg_bin_dir", "state_dir")
                 and isinstance(value, str)
                 and _is_relative_path(value)
             ):
@@ -375,6 +384,7 @@ def load_settings(
         ping_url=values["monitoring.ping_url"],
         metrics_file=values["monitoring.metrics_file"],
         config_file=str(path) if path else None,
+        state_dir=values["state_dir"],
         origins=origins,
         values=values,
     )

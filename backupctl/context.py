@@ -11,22 +11,30 @@ from backupctl.registry import App, load_registry
 from backupctl.storage import Storages
 
 
-def state_dir() -> Path:
-    """Where the embedded ledger lives (XDG state dir, e.g. ~/.local/state/backupctl)."""
+def state_dir(settings: Settings) -> Path:
+    """Where the embedded ledger lives: `state_dir`, else the XDG state directory
+    (e.g. ~/.local/state/backupctl)."""
+    if settings.state_dir:
+        return Path(settings.state_dir).absolute()
     import platformdirs
 
     return Path(platformdirs.user_state_dir("backupctl"))
 
 
-def data_dir() -> Path:
-    """Where backups go when no storage is configured (e.g. ~/.local/share/backupctl)."""
+def default_backups_dir(settings: Settings) -> Path:
+    """Where backups go when no storage is configured: beside the embedded ledger when
+    `state_dir` is set (one folder for a service user), else the XDG data directory
+    (e.g. ~/.local/share/backupctl/backups)."""
+    if settings.state_dir:
+        return Path(settings.state_dir).absolute() / "backups"
     import platformdirs
 
-    return Path(platformdirs.user_data_dir("backupctl"))
+    return Path(platformdirs.user_data_dir("backupctl")) / "backups"
 
 
 def storage_url(settings: Settings) -> str:
-    return settings.storage or (data_dir() / "backups").as_uri()
+    """The configured storage, or the default backups folder as a file:// URL."""
+    return settings.storage or default_backups_dir(settings).as_uri()
 
 
 # A command that only reads rides out a restart this long before it says exit 3.
@@ -45,7 +53,7 @@ def open_ledger(settings: Settings, *, workers: int = 0) -> Ledger:
     if url is None:
         from backupctl.ledger.embedded import embedded_database_url
 
-        url = embedded_database_url(state_dir())
+        url = embedded_database_url(state_dir(settings))
     if workers:
         return connect_ledger(
             url,

@@ -55,9 +55,9 @@ def setup_logging(
     - ``log_format="json"``: one JSON object per line, always.
     - ``log_format="text"``: readable lines; coloured (rich) only on a terminal with
       ``NO_COLOR`` unset or empty, plain text without escape codes otherwise.
-    - ``log_format=None`` (auto): readable lines when ``stream`` is a terminal (rich, or
-      plain text if ``NO_COLOR`` is set to a non-empty value, see https://no-color.org),
-      JSON lines when it is not (cron, systemd, Kubernetes, a pipe or a file).
+    - ``log_format=None``: the same as ``"text"``. Cron mails what a job prints and a
+      person reads it, so JSON is only ever asked for (``--log-format json`` or
+      ``BACKUPCTL_LOG_FORMAT=json``, e.g. for a log shipper under Kubernetes).
 
     Levels (the threshold applies to the handler, so nothing below it is written):
 
@@ -92,7 +92,7 @@ def setup_logging(
 
     target = stream if stream is not None else sys.stderr
     on_terminal = _isatty(target)
-    if log_format == "json" or (log_format is None and not on_terminal):
+    if log_format == "json":
         handler: logging.Handler = _LineHandler(stream)
         handler.setFormatter(JsonFormatter())
     elif on_terminal and not os.environ.get("NO_COLOR"):

@@ -61,7 +61,7 @@ def cli(
     from backupctl.logs import setup_logging
 
     setup_logging(verbose=verbose, quiet=quiet, log_format=log_format)
-    ctx.obj = {"config_file": config_file, "quiet": quiet}
+    ctx.obj = {"config_file": config_file, "quiet": quiet, "verbose": verbose}
 
 
 def register_commands() -> click.Group:

@@ -27,6 +27,22 @@ def settings_from(ctx: click.Context, flags: Mapping[str, Any] | None = None) ->
     return load_settings(ctx.obj["config_file"], flags=flags)
 
 
+def terse(ctx: click.Context) -> bool:
+    """Print only failures: with -q, or off a terminal without -v. Cron mails whatever
+    a job prints, so an hourly line that did its work, or nothing, must print nothing."""
+    obj = ctx.find_root().obj or {}
+    if obj.get("quiet"):
+        return True
+    return not obj.get("verbose") and not _stdout_is_terminal()
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        return False
+
+
 @contextmanager
 def recorded(ledger: Ledger, command: str, run_date: date | None) -> Iterator[list[int]]:
     """Record this invocation in the ledger; the caller puts its exit code in the list."""

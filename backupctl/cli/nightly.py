@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from backupctl.cli import cli
-from backupctl.cli.common import parse_date, recorded, settings_from, stop_on_signals
+from backupctl.cli.common import parse_date, recorded, settings_from, stop_on_signals, terse
 from backupctl.cli.render import OutcomePrinter, emit_json
 from backupctl.errors import ConfigError
 from backupctl.nights import next_window_opens, resolve_night
@@ -87,9 +87,16 @@ def run_nightly(
     2 configuration or registry error (nothing changed), 3 ledger unreachable.
 
     \b
-    Example:
+    Off a terminal (cron) a run that did its work, or nothing, prints nothing; failures
+    always print. -v prints the summary anyway.
+
+    \b
+    Examples:
       backupctl run-nightly
       backupctl run-nightly --date 2026-11-28
+    \b
+    In a crontab (cron's PATH is /usr/bin:/bin, so the path is absolute):
+      5 * * * *  /usr/local/bin/backupctl run-nightly
     """
     settings = settings_from(ctx, {"run.mode": mode, "run.parallel": parallel})
     from backupctl.context import (
@@ -115,10 +122,13 @@ def run_nightly(
     if night is None:
         opens = next_window_opens(now, settings.run.window, settings.timezone)
         local = opens.astimezone(settings.timezone)
-        click.echo(
-            f"outside the backup window {settings.run.window} ({settings.timezone.key}); "
-            f"nothing to do. It opens at {local:%Y-%m-%d %H:%M %Z}."
-        )
+        if as_json:
+            emit_json("run-nightly", {"run_date": None, "outside_window": True, "opens": opens})
+        elif not terse(ctx):
+            click.echo(
+                f"outside the backup window {settings.run.window} ({settings.timezone.key}); "
+                f"nothing to do. It opens at {local:%Y-%m-%d %H:%M %Z}."
+            )
         return
 
     command = "run-nightly" + (" --mode enqueue" if settings.run.mode == "enqueue" else "")
@@ -148,7 +158,7 @@ def run_nightly(
         return
     stop = stop_on_signals()
 
-    quiet = bool(ctx.obj.get("quiet"))
+    quiet = terse(ctx)
     monitor.started(night)
     with (
         recorded(ledger, "run-nightly", night) as exit_code,
@@ -266,7 +276,7 @@ def _enqueue(
                 "exit_code": report.exit_code,
             },
         )
-    elif not ctx.obj.get("quiet") or report.exit_code:
+    elif not terse(ctx) or report.exit_code:
         parts = [f"{report.sent} enqueued now"]
         parts += [f"{n} {status}" for status, n in sorted(counts.items())]
         if report.rejected:

@@ -36,6 +36,34 @@ def _forget_dead_handles(pgdata: Path) -> None:
         handles.write_text(json.dumps(alive))
 
 
+FIXES = (
+    "set state_dir to a folder this user can write (e.g. /var/lib/backupctl), "
+    "or database_url to a Postgres of your own"
+)
+
+
+def _user() -> str:
+    try:
+        import pwd
+
+        return f"user {pwd.getpwuid(os.geteuid()).pw_name}"
+    except (ImportError, KeyError):
+        return f"uid {os.geteuid()}"
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why the embedded ledger cannot keep its files in `folder`, or None if it can."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create {folder} ({exc.strerror or type(exc).__name__})"
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{folder} is not writable by {_user()}"
+    return None
+
+
 def embedded_database_url(state_dir: Path) -> str:
     """Start (or join) the embedded Postgres under `state_dir`; return its URL.
 
@@ -47,15 +75,22 @@ def embedded_database_url(state_dir: Path) -> str:
         import pgserver
 
     pgdata = state_dir / "pgdata"
+    problem = _unwritable(state_dir)
+    if problem is None and pgdata.exists() and not os.access(pgdata, os.W_OK | os.X_OK):
+        problem = f"{pgdata} is not writable by {_user()}"
+    if problem is not None:
+        raise LedgerUnavailable(f"the embedded ledger cannot start: {problem}; {FIXES}")
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
         if pgdata.exists():
             _forget_dead_handles(pgdata)
         log.debug("starting the embedded Postgres in %s", pgdata)
         server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
         return str(server.get_uri())
     except Exception as exc:  # pgserver raises whatever initdb or pg_ctl raised
+        log_file = pgdata / "log"
+        see = f"see {log_file}; " if log_file.is_file() else ""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise LedgerUnavailable(
-            f"the embedded ledger could not start in {pgdata} ({type(exc).__name__}: {exc}); "
-            f"see {pgdata / 'log'}, or set database_url"
+            f"the embedded ledger could not start in {pgdata} ({type(exc).__name__}: {first}); "
+            f"{see}{FIXES}"
         ) from None

@@ -102,13 +102,13 @@ def assert_one_artifact_per_app(setup: Setup, app_ids: list[str]) -> None:
 
 def test_a_rerun_of_a_completed_night_changes_neither_ledger_nor_storage(setup: Setup) -> None:
     quick_apps(setup)
-    first = setup.cli("run-nightly", "--date", NIGHT)
+    first = setup.cli("-v", "run-nightly", "--date", NIGHT)
     assert first.returncode == 0, first.stderr
     assert "3 backed up now" in first.stdout
     before = ledger_snapshot(setup), storage_snapshot(setup)
     assert len(before[1]) == 3
 
-    again = setup.cli("run-nightly", "--date", NIGHT)
+    again = setup.cli("-v", "run-nightly", "--date", NIGHT)
 
     assert again.returncode == 0, again.stderr
     assert f"night {NIGHT}: 0 backed up now, 3 already done" in again.stdout
@@ -191,10 +191,10 @@ def test_sigkill_mid_night_then_a_rerun_after_the_lease_finishes_the_night(setup
 
 def test_a_rerun_leaves_backups_held_under_a_live_lease_alone_and_says_so(setup: Setup) -> None:
     setup.write_registry(slow_app("slow", chunks=40, delay=0.1))
-    proc = setup.start("run-nightly", "--date", NIGHT, BACKUPCTL_RUN_LEASE="30s")
+    proc = setup.start("-v", "run-nightly", "--date", NIGHT, BACKUPCTL_RUN_LEASE="30s")
     try:
         wait_for(lambda: rows(setup).get("slow", ("",))[0] == "running")
-        other = setup.cli("run-nightly", "--date", NIGHT)
+        other = setup.cli("-v", "run-nightly", "--date", NIGHT)
         assert other.returncode == 0, other.stderr
         assert "1 running in another process (left alone)" in other.stdout
         assert rows(setup)["slow"][1] == 1
@@ -246,12 +246,12 @@ def test_a_process_stalled_past_its_lease_cannot_mark_the_row_or_leave_an_artifa
 ) -> None:
     setup.write_registry(slow_app("slow", chunks=20, delay=0.1))
     env = {"BACKUPCTL_RUN_LEASE": "1s"}
-    zombie = setup.start("run-nightly", "--date", NIGHT, **env)
+    zombie = setup.start("-v", "run-nightly", "--date", NIGHT, **env)
     try:
         wait_for(lambda: any(f.endswith(".tmp") for f in setup.files()))
         zombie.send_signal(signal.SIGSTOP)
         wait_for(lambda: has_running_row(setup, lease_expired=True))
-        takeover = setup.cli("run-nightly", "--date", NIGHT, **env)
+        takeover = setup.cli("-v", "run-nightly", "--date", NIGHT, **env)
         assert takeover.returncode == 0, takeover.stdout + takeover.stderr
         status, attempts, uri, *_ = rows(setup)["slow"]
         assert (status, attempts) == ("succeeded", 2)
@@ -353,7 +353,7 @@ def test_outside_the_window_run_nightly_does_nothing_and_says_so(setup: Setup) -
     start = (now + timedelta(hours=2)).strftime("%H:00")
     end = (now + timedelta(hours=3)).strftime("%H:00")
 
-    result = setup.cli("run-nightly", BACKUPCTL_RUN_WINDOW=f"{start}-{end}")
+    result = setup.cli("-v", "run-nightly", BACKUPCTL_RUN_WINDOW=f"{start}-{end}")
 
     assert result.returncode == 0, result.stderr
     shown = parse_window(f"{start}-{end}")  # a window ending at midnight shows as 24:00
@@ -363,7 +363,7 @@ def test_outside_the_window_run_nightly_does_nothing_and_says_so(setup: Setup) -
 
 def test_inside_the_window_run_nightly_backs_up_tonight(setup: Setup) -> None:
     quick_apps(setup)
-    result = setup.cli("run-nightly")
+    result = setup.cli("-v", "run-nightly")
     assert result.returncode == 0, result.stderr
     tonight = datetime.now(UTC).date()
     if datetime.now(UTC).date() != tonight:  # ran across midnight UTC

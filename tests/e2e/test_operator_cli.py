@@ -159,7 +159,7 @@ def test_adhoc_and_nightly_backups_coexist_and_only_the_nightly_completes_the_ni
     before = setup.cli("check", "--date", tonight())
     assert before.returncode == 2 and "no run recorded" in before.stdout
 
-    nightly = setup.cli("run-nightly", "--date", tonight())
+    nightly = setup.cli("-v", "run-nightly", "--date", tonight())
     assert nightly.returncode == 0, nightly.stderr
     assert "2 backed up now" in nightly.stdout
     triggers = setup.query(

@@ -126,7 +126,7 @@ def test_enqueue_then_a_worker_backs_every_app_up_and_a_rerun_sends_nothing(
     apps = [f"app-{i}" for i in range(5)]
     setup.write_registry(quick(apps))
 
-    first = setup.cli("run-nightly", "--mode", "enqueue", "--date", NIGHT)
+    first = setup.cli("-v", "run-nightly", "--mode", "enqueue", "--date", NIGHT)
     assert first.returncode == 0, first.stderr
     assert f"night {NIGHT}: 5 enqueued now" in first.stdout
     bodies = [json.loads(b) for b in queue.bodies()]
@@ -134,7 +134,7 @@ def test_enqueue_then_a_worker_backs_every_app_up_and_a_rerun_sends_nothing(
     assert all(set(b) == {"v", "app_id", "run_date", "backup_id"} for b in bodies)
     assert {r[0] for r in rows(setup).values()} == {"enqueued"}
 
-    again = setup.cli("run-nightly", "--mode", "enqueue", "--date", NIGHT)
+    again = setup.cli("-v", "run-nightly", "--mode", "enqueue", "--date", NIGHT)
     assert "0 enqueued now, 5 enqueued" in again.stdout
 
     worker = setup.cli("worker", "--once")
@@ -353,10 +353,16 @@ def test_a_rerun_resends_what_was_enqueued_too_long_ago(
     enqueue(setup)
     standard_queue.client.purge_queue(QueueUrl=standard_queue.url)  # the message is lost
 
-    soon = setup.cli("run-nightly", "--mode", "enqueue", "--date", NIGHT)
+    soon = setup.cli("-v", "run-nightly", "--mode", "enqueue", "--date", NIGHT)
     assert "0 enqueued now" in soon.stdout
     late = setup.cli(
-        "run-nightly", "--mode", "enqueue", "--date", NIGHT, BACKUPCTL_QUEUE_RESEND_AFTER="1ms"
+        "-v",
+        "run-nightly",
+        "--mode",
+        "enqueue",
+        "--date",
+        NIGHT,
+        BACKUPCTL_QUEUE_RESEND_AFTER="1ms",
     )
     assert "1 enqueued now" in late.stdout, late.stdout + late.stderr
 

@@ -590,10 +590,10 @@ def test_no_success_ping_while_another_process_still_holds_rows_of_the_night(
     gate = setup.root / "gate"
     setup.write_registry(slow_app("slow", chunks=2, delay=0.01, gate=gate) + _commands(["quick"]))
     env = {"BACKUPCTL_MONITORING_PING_URL": recorder.url, "BACKUPCTL_RUN_LEASE": "30s"}
-    holder = setup.start("run-nightly", "--date", NIGHT, "--parallel", "1", **env)
+    holder = setup.start("-v", "run-nightly", "--date", NIGHT, "--parallel", "1", **env)
     try:
         wait_for(lambda: running_safely(setup) == 1 and rows(setup)["slow"][0] == "running")
-        other = setup.cli("run-nightly", "--date", NIGHT, **env)
+        other = setup.cli("-v", "run-nightly", "--date", NIGHT, **env)
         assert other.returncode == 0, other.stdout + other.stderr
         assert "running in another process" in other.stdout
         paths = [p for _, p, _ in recorder.seen]

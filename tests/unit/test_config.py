@@ -49,7 +49,25 @@ def test_load_settings_without_file_env_or_flags_gives_the_documented_defaults()
     assert settings.ping_url is None
     assert settings.metrics_file is None
     assert settings.config_file is None
+    assert settings.state_dir is None
     assert set(settings.origins.values()) == {"default"}
+
+
+def test_state_dir_holds_the_embedded_ledger_and_the_default_backups(tmp_path: Path) -> None:
+    from backupctl.context import state_dir, storage_url
+
+    path = write(tmp_path / "backupctl.toml", 'state_dir = "state"\n')
+    settings = load_settings(path, env={})
+    assert settings.state_dir == str(tmp_path / "state")  # relative to the file
+    assert state_dir(settings) == tmp_path / "state"
+    assert storage_url(settings) == (tmp_path / "state" / "backups").as_uri()
+
+    env = load_settings(None, env={"BACKUPCTL_STATE_DIR": "/var/lib/backupctl"})
+    assert state_dir(env) == Path("/var/lib/backupctl")
+    configured = load_settings(
+        None, env={"BACKUPCTL_STATE_DIR": "/var/lib/backupctl", "BACKUPCTL_STORAGE": "s3://b/p"}
+    )
+    assert storage_url(configured) == "s3://b/p"
 
 
 def test_load_settings_reads_every_documented_key_from_the_file(tmp_path: Path) -> None:

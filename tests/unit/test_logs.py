@@ -1,4 +1,4 @@
-"""Log output: JSON lines off a terminal, rich or plain text on one, levels, redaction."""
+"""Log output: text by default (rich on a terminal), JSON when asked, levels, redaction."""
 
 from __future__ import annotations
 
@@ -82,13 +82,15 @@ def test_json_carries_the_exception() -> None:
     assert str(line["exc"]).startswith("Traceback")
 
 
-def test_auto_is_json_when_not_a_terminal() -> None:
+def test_the_default_off_a_terminal_is_plain_text_for_cron_mail() -> None:
     out = io.StringIO()
     setup_logging(verbose=0, quiet=False, log_format=None, stream=out)
     log.warning("hello", extra=backup_extra("wiki", 3))
-    (line,) = json_lines(out)
-    assert line["msg"] == "hello"
-    assert line["app_id"] == "wiki"
+    (line,) = out.getvalue().splitlines()
+    assert ESC not in line
+    assert "WARNING" in line and "hello" in line and "app=wiki backup=3" in line
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(line)
 
 
 def test_auto_is_rich_on_a_terminal() -> None:
@@ -264,7 +266,7 @@ def test_calling_setup_twice_does_not_duplicate_lines(log_format: str) -> None:
 def test_default_stream_is_the_current_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
     first = io.StringIO()
     monkeypatch.setattr(sys, "stderr", first)
-    setup_logging(verbose=0, quiet=False, log_format=None)
+    setup_logging(verbose=0, quiet=False, log_format="json")
     log.warning("one")
     second = io.StringIO()
     monkeypatch.setattr(sys, "stderr", second)  # as CliRunner does between invocations
