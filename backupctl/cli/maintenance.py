@@ -11,6 +11,7 @@ from backupctl.cli import cli
 from backupctl.cli.common import parse_date, parse_duration_option, recorded, settings_from
 from backupctl.cli.render import emit_json, human_size
 from backupctl.errors import BackupctlError, UsageError
+from backupctl.wording import plural
 
 if TYPE_CHECKING:
     from backupctl.config import Settings
@@ -145,9 +146,8 @@ def verify(
             },
         )
     else:
-        click.echo(
-            f"verified {len(results)} backups: " + (f"{bad} FAILED" if bad else "all intact")
-        )
+        verdict = f"{bad} FAILED" if bad else "all intact"
+        click.echo(f"verified {plural(len(results), 'backup')}: {verdict}")
     ctx.exit(exit_code[0])
 
 
@@ -182,7 +182,7 @@ def _verify_orphans(
             )
         if report.foreign:
             click.echo(
-                f"{len(report.foreign)} files name backups this ledger has no row for "
+                f"{plural(len(report.foreign), 'file')} naming backups this ledger has no row for "
                 "(another ledger sharing the storage?): never deleted here"
             )
         if not report.found and not report.foreign:
@@ -254,8 +254,8 @@ def prune(ctx: click.Context, dry_run: bool, older_than: float, as_json: bool) -
             click.echo(f"{'would remove' if dry_run else 'removed'} orphan {orphan.uri}")
         errors = len(report.errors) + len(swept.errors)
         click.echo(
-            f"{verb} {len(report.pruned)} backups, kept {report.kept}"
-            + (f", {len(swept.found)} orphans" if swept.found else "")
+            f"{verb} {plural(len(report.pruned), 'backup')}, kept {report.kept}"
+            + (f", {plural(len(swept.found), 'orphan')}" if swept.found else "")
             + (f"; {errors} could not be deleted" if errors else "")
         )
     ctx.exit(exit_code[0])

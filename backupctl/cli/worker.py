@@ -14,6 +14,7 @@ from backupctl.cli.common import (
 from backupctl.cli.render import outcome_line
 from backupctl.config import SQS_MAX_VISIBILITY
 from backupctl.errors import ConfigError
+from backupctl.wording import plural
 
 
 @cli.command("worker")
@@ -128,10 +129,10 @@ def worker(
     if quiet and not report.exit_code:
         ctx.exit(0)
     click.echo(
-        f"worker: {ran} backups run, {report.skipped} messages for backups done or held "
-        f"elsewhere, {report.poison} poison messages deleted"
+        f"worker: {plural(ran, 'backup')} run, {plural(report.skipped, 'message')} for "
+        f"backups done or held elsewhere, {plural(report.poison, 'poison message')} deleted"
         + (
-            f", {report.unknown} messages for apps not in this registry handed back"
+            f", {plural(report.unknown, 'message')} for apps not in this registry handed back"
             if report.unknown
             else ""
         )

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from backupctl.errors import RegistryError
 from backupctl.registry.model import App
+from backupctl.wording import plural
 
 if TYPE_CHECKING:
     from backupctl.ledger import Ledger
@@ -21,7 +22,7 @@ def no_apps_problem(apps: Sequence[App], source: str) -> str | None:
     """Why `apps` can't be a night's registry because nothing in it is enabled."""
     if any(app.enabled for app in apps):
         return None
-    listed = f"{len(apps)} apps, all disabled" if apps else "no apps at all"
+    listed = f"{plural(len(apps), 'app')}, all disabled" if apps else "no apps at all"
     return f"{source}: the registry lists no enabled apps ({listed}); nothing was planned"
 
 
@@ -41,7 +42,8 @@ def shrink_problem(
         return None
     shown = ", ".join(examples) + (" and more" if missing > len(examples) else "")
     return (
-        f"{source}: the registry lists {enabled_now} enabled apps, but {since} had {before}: "
+        f"{source}: the registry lists {plural(enabled_now, 'enabled app')}, but {since} had "
+        f"{before}: "
         f"{missing} of those are missing ({shown}), more than [run] max_shrink = "
         f"{max_shrink:.0%}; if the change is intended, run again with --allow-shrink"
     )

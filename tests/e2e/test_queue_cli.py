@@ -244,7 +244,7 @@ def test_poison_messages_are_deleted_and_the_loop_keeps_serving_good_ones(
     worker = setup.cli("worker", "--once")
 
     assert worker.returncode == 0, worker.stdout + worker.stderr
-    assert "1 backups run" in worker.stdout
+    assert "1 backup run" in worker.stdout
     assert "6 poison messages deleted" in worker.stdout
     assert rows(setup)["good"][:2] == ("succeeded", 1)
     assert standard_queue.count() == 0

@@ -254,3 +254,12 @@ def test_only_names_backupctl_writes_are_artifacts(key: str, backup_id: int | No
     parsed = parse_artifact_key(key)
     assert (parsed[1] if parsed else None) == backup_id
     assert parsed is None or parsed[0] == "shop"
+
+
+def test_counted_nouns_are_singular_only_for_exactly_one() -> None:
+    from backupctl.wording import plural
+
+    assert [plural(n, "app") for n in (0, 1, 2)] == ["0 apps", "1 app", "2 apps"]
+    assert plural(1, "poison message") == "1 poison message"
+    assert plural(3, "was") == "3 were"
+    assert plural(2, "analysis", "analyses") == "2 analyses"
