@@ -1,4 +1,4 @@
-"""Logging for the command line: readable lines on a terminal, JSON lines otherwise.
+"""Logging for the command line: readable lines (rich on a terminal), JSON lines when asked.
 
 One entry point, :func:`setup_logging`, called once per CLI invocation (calling it again
 replaces its own handler, so tests and ``CliRunner`` never see duplicate lines). Log calls
