@@ -1,0 +1,22 @@
+"""Small helpers for messages: counted nouns and lists kept short."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """'1 backup', '2 backups' (or `nouns` when the plural is not noun + 's')."""
+    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
+
+
+def short_list(names: Sequence[str], total: int | None = None, limit: int = 5) -> str:
+    """'a, b, c', or 'a, b, c, d, e and 7 more' past `limit` names.
+
+    `total` is how many there are when `names` is only the first few of them (a
+    sample read from the ledger), so a message about a night of 100k apps stays a line.
+    """
+    total = len(names) if total is None else total
+    shown = ", ".join(names[:limit])
+    hidden = total - min(len(names), limit)
+    return shown + (f" and {hidden} more" if hidden > 0 else "")
