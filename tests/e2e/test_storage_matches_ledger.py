@@ -127,7 +127,7 @@ argv = ["{sys.executable}", "-c", "print(1)"]
     assert result.returncode == 1, result.stdout + result.stderr
     assert "configuration is valid, but 2 backups would fail now:" in result.stdout
     assert f"app 'uploads': path {setup.root / 'not-mounted-yet'} does not exist" in result.stdout
-    assert "app 'crm': program /usr/local/bin/no-such-export does not exist" in result.stdout
+    assert "app 'crm': argv: program /usr/local/bin/no-such-export does not exist" in result.stdout
     assert "'fine'" not in result.stdout
 
 
