@@ -1,13 +1,27 @@
-"""Counted nouns in what backupctl prints: "1 app", "2 apps", "0 backups"."""
+"""Small helpers for messages: counted nouns and lists kept short."""
 
 from __future__ import annotations
 
-# Nouns whose plural is not noun + "s".
+from collections.abc import Sequence
+
+# Words whose plural is not word + "s".
 _IRREGULAR = {"was": "were", "is": "are", "has": "have"}
 
 
-def plural(count: int, noun: str, many: str | None = None) -> str:
-    """`count` and `noun`, the noun in the plural unless `count` is exactly one."""
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """'1 backup', '2 backups' (or `nouns` when the plural is not noun + 's')."""
     if count == 1:
         return f"{count} {noun}"
-    return f"{count} {many or _IRREGULAR.get(noun) or noun + 's'}"
+    return f"{count} {nouns or _IRREGULAR.get(noun) or noun + 's'}"
+
+
+def short_list(names: Sequence[str], total: int | None = None, limit: int = 5) -> str:
+    """'a, b, c', or 'a, b, c, d, e and 7 more' past `limit` names.
+
+    `total` is how many there are when `names` is only the first few of them (a
+    sample read from the ledger), so a message about a night of 100k apps stays a line.
+    """
+    total = len(names) if total is None else total
+    shown = ", ".join(names[:limit])
+    hidden = total - min(len(names), limit)
+    return shown + (f" and {hidden} more" if hidden > 0 else "")

@@ -13,6 +13,7 @@ from backupctl.cli.render import emit_json, table
 from backupctl.config import DURATION_PARSERS, KEYS, Key
 from backupctl.durations import format_duration
 from backupctl.redact import MASK, redact_url
+from backupctl.wording import plural
 
 
 def _shown(value: Any, key: Key) -> str:
@@ -41,8 +42,11 @@ def config_check(ctx: click.Context, as_json: bool) -> None:
     """Validate the configuration and registry; show every setting in effect and its origin.
 
     Secrets are masked. Exit 0 when valid, 2 (with every problem listed) when not,
-    1 when valid but an enabled app could not be backed up now (a folder that does
-    not exist, a program not found): a mount or a package may still appear.
+    1 when valid but an enabled app could not be backed up now: a folder that does
+    not exist or is not readable, a program not found on PATH or not executable
+    (a mount or a package may still appear). Each of those is one line naming the
+    app and the field; access is checked for the user running this command, so run
+    it as the user the backups run as.
 
     \b
     Example:
@@ -55,12 +59,14 @@ def config_check(ctx: click.Context, as_json: bool) -> None:
     apps = load_apps(settings)
     open_storages(settings)
     options = kind_options(settings)
-    now_failing = [
-        f"app {app.id!r}: {problem}"
-        for app in apps
-        if app.enabled
-        for problem in kind_for(app, options).preflight(app)
-    ]
+    failing_apps = 0
+    now_failing: list[str] = []
+    for app in apps:
+        if not app.enabled:
+            continue
+        problems = kind_for(app, options).preflight(app)
+        failing_apps += bool(problems)
+        now_failing.extend(f"app {app.id!r}: {problem}" for problem in problems)
     values = settings.values
     rows = [
         [key.dotted, _shown(values[key.dotted], key), settings.origins[key.dotted]] for key in KEYS
@@ -85,7 +91,7 @@ def config_check(ctx: click.Context, as_json: bool) -> None:
     )
     click.echo(f"registry {settings.registry}: {len(apps)} apps, {enabled} enabled")
     if now_failing:
-        click.echo(f"configuration is valid, but {len(now_failing)} backups would fail now:")
+        click.echo(f"configuration is valid, but {plural(failing_apps, 'backup')} would fail now:")
         for line in now_failing:
             click.echo(f"  {line}")
         ctx.exit(1)

@@ -9,7 +9,7 @@ import click
 from backupctl.cli import cli
 from backupctl.cli.common import parse_date, recorded, settings_from, stop_on_signals
 from backupctl.cli.render import outcome_line
-from backupctl.errors import UsageError
+from backupctl.wording import short_list
 
 
 @cli.command("retry")
@@ -37,6 +37,10 @@ def retry(ctx: click.Context, run_date: date, app_id: str | None, allow_shrink: 
     so a registry that lost more than [run] max_shrink of the night's apps is
     refused (exit 2) unless --allow-shrink.
 
+    A night not in the ledger, a missed night (run it with run-nightly --date),
+    or an --app with no backup in the night is exit 2. A night with no failed
+    backup is exit 0: nothing to retry.
+
     \b
     Example:
       backupctl retry --date 2026-11-28
@@ -52,14 +56,12 @@ def retry(ctx: click.Context, run_date: date, app_id: str | None, allow_shrink: 
     )
     from backupctl.executor import new_owner
     from backupctl.registry.guard import check_night_registry
+    from backupctl.retry import check_retry_target, nothing_to_retry, retrying_line
 
     apps = load_apps(settings)
     storages = open_storages(settings)
     ledger = open_ledger(settings, workers=settings.run.parallel)
-    if ledger.get_night(run_date) is None:
-        raise UsageError(f"no night recorded for {run_date}: nothing to retry")
-    if app_id is not None and ledger.nightly_artifact(app_id, run_date) is None:
-        raise UsageError(f"app {app_id!r} has no backup in night {run_date}: nothing to retry")
+    check_retry_target(ledger, run_date, app_id)
     # Compared with the night itself: the latest planned night before the day after.
     check_night_registry(
         apps,
@@ -72,11 +74,10 @@ def retry(ctx: click.Context, run_date: date, app_id: str | None, allow_shrink: 
     with recorded(ledger, "retry", run_date) as exit_code:
         granted = ledger.grant_retry(run_date, app_id)
         if not granted:
-            what = f"app {app_id!r} on {run_date}" if app_id else f"night {run_date}"
-            click.echo(f"nothing to retry: no failed backup for {what}")
+            click.echo(nothing_to_retry(ledger, run_date, app_id))
             exit_code[0] = 0
             ctx.exit(0)
-        click.echo(f"retrying {len(granted)} failed backups of {run_date}: {', '.join(granted)}")
+        click.echo(retrying_line(run_date, granted))
         if settings.run.mode == "enqueue":
             from backupctl.enqueue import enqueue_night
             from backupctl.queue import SqsQueue
@@ -122,7 +123,7 @@ def retry(ctx: click.Context, run_date: date, app_id: str | None, allow_shrink: 
             click.echo(
                 f"night {run_date}: "
                 + (
-                    f"still failed: {', '.join(still)}"
+                    f"still failed: {short_list(still, limit=10)}"
                     if still
                     else "every retried backup succeeded"
                 )

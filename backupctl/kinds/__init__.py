@@ -28,8 +28,10 @@ class Kind(Dumper, Protocol):
 
     def preflight(self, app: App) -> list[str]:
         """What would make a backup of `app` fail if it ran now (a missing folder, a
-        program not found): for `config check`, which reports it without failing the
-        configuration, since a mount or a package may still appear."""
+        program not found), one line each, starting with the field it is about: for
+        `config check`, which reports it (exit 1) without failing the configuration,
+        since a mount or a package may still appear. backupctl.kinds.preflight has
+        the checks of paths and programs."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from backupctl.cancel import CancelToken
 from backupctl.kinds import Writer, child_environment
-from backupctl.kinds.process import program_problems, stream_stdout
+from backupctl.kinds.preflight import field_problems
+from backupctl.kinds.process import stream_stdout
 from backupctl.registry.model import App
 
 
@@ -23,4 +24,5 @@ class CommandKind:
         return []
 
     def preflight(self, app: App) -> list[str]:
-        return program_problems(app.params["argv"][0])
+        """Why a backup would fail now: a program (argv, any *_argv) that can't start."""
+        return field_problems(app)

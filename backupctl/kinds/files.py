@@ -9,6 +9,7 @@ from pathlib import Path
 from backupctl.cancel import CancelToken
 from backupctl.errors import BackupFailed
 from backupctl.kinds import Writer
+from backupctl.kinds.preflight import field_problems
 from backupctl.registry.model import App
 
 
@@ -37,11 +38,5 @@ class FilesKind:
         return []
 
     def preflight(self, app: App) -> list[str]:
-        root = Path(app.params["path"])
-        if not root.exists():
-            return [f"path {root} does not exist"]
-        if not root.is_dir():
-            return [f"path {root} is not a folder"]
-        if not os.access(root, os.R_OK | os.X_OK):
-            return [f"path {root} is not readable by this user"]
-        return []
+        """Why a backup would fail now: a folder missing, not a folder, or unreadable."""
+        return field_problems(app)

@@ -76,21 +76,6 @@ def stream_stdout(
         raise BackupFailed(f"{label} {how}" + (f": {text}" if text else ""))
 
 
-def program_problems(program: str) -> list[str]:
-    """Why `program` (an absolute path, or a name looked up on PATH) can't run now."""
-    import shutil
-
-    if "/" in program:
-        if not os.path.exists(program):
-            return [f"program {program} does not exist"]
-        if os.path.isdir(program) or not os.access(program, os.X_OK):
-            return [f"program {program} is not executable"]
-        return []
-    if shutil.which(program) is None:
-        return [f"program {program!r} is not on PATH ({os.environ.get('PATH', '')})"]
-    return []
-
-
 def _kill(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):

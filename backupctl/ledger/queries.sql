@@ -297,6 +297,29 @@ SELECT run_date, status, created_at, started_at, finished_at, planned, succeeded
        skipped, claim_until
 FROM nightly_runs WHERE run_date = %(run_date)s;
 
+-- name: night_range
+-- The first and last night recorded (missed ones included): what a date not
+-- among them is told to pick from.
+SELECT min(run_date) AS first, max(run_date) AS last FROM nightly_runs;
+
+-- name: night_apps
+-- How many apps a night has, and the first few ids (for a message, so a night of
+-- 100k apps is not read whole).
+SELECT (SELECT count(*) FROM backups
+        WHERE run_date = %(run_date)s AND trigger = 'nightly') AS apps,
+       ARRAY(SELECT app_id FROM backups
+             WHERE run_date = %(run_date)s AND trigger = 'nightly'
+             ORDER BY app_id LIMIT %(limit)s) AS sample;
+
+-- name: night_statuses
+-- The night's nightly backups (or one app's) by status: what a retry with nothing
+-- failed says the night holds instead.
+SELECT status, count(*) AS n FROM backups
+WHERE run_date = %(run_date)s AND trigger = 'nightly'
+  AND (%(app_id)s::text IS NULL OR app_id = %(app_id)s)
+GROUP BY status
+ORDER BY status;
+
 -- name: latest_planned_before
 -- The apps of the latest earlier night that planned any backup: what the registry
 -- guard compares today's registry with.

@@ -201,6 +201,23 @@ class Ledger:
         value = self._rows("latest_night")[0]["run_date"]
         return value if isinstance(value, date) else None
 
+    def night_range(self) -> tuple[date, date] | None:
+        """The first and last night recorded (missed ones included); None if none is."""
+        row = self._rows("night_range")[0]
+        if not isinstance(row["first"], date) or not isinstance(row["last"], date):
+            return None
+        return row["first"], row["last"]
+
+    def night_apps(self, run_date: date, limit: int) -> tuple[int, list[str]]:
+        """How many apps have a nightly backup in the night, and the first `limit` ids."""
+        row = self._rows("night_apps", run_date=run_date, limit=limit)[0]
+        return int(row["apps"]), [str(a) for a in row["sample"]]
+
+    def night_statuses(self, run_date: date, app_id: str | None = None) -> dict[str, int]:
+        """The night's nightly backups (or one app's) counted by status."""
+        rows = self._rows("night_statuses", run_date=run_date, app_id=app_id)
+        return {str(row["status"]): int(row["n"]) for row in rows}
+
     def night_backups(self, run_date: date) -> list[dict[str, Any]]:
         return self._rows("night_backups", run_date=run_date)
 

@@ -225,7 +225,7 @@ def test_retry_gives_failed_backups_another_round_and_runs_them(setup: Setup) ->
     one = setup.cli("retry", "--date", NIGHT, "--app", "broken", **env)
 
     assert one.returncode == 0, one.stdout + one.stderr
-    assert one.stdout.splitlines()[0] == f"retrying 1 failed backups of {NIGHT}: broken"
+    assert one.stdout.splitlines()[0] == f"retrying 1 failed backup of {NIGHT}: broken"
     assert "every retried backup succeeded" in one.stdout
     found = rows(setup)
     assert found["broken"][:2] == ("succeeded", 2)
@@ -233,7 +233,9 @@ def test_retry_gives_failed_backups_another_round_and_runs_them(setup: Setup) ->
 
     again = setup.cli("retry", "--date", NIGHT, "--app", "broken", **env)
     assert again.returncode == 0
-    assert again.stdout.strip() == f"nothing to retry: no failed backup for app 'broken' on {NIGHT}"
+    assert again.stdout.strip() == (
+        f"nothing to retry: no failed backup for app 'broken' on {NIGHT} (its backup: succeeded)"
+    )
     still = setup.cli("retry", "--date", NIGHT, **env)
     assert still.returncode == 1
     assert f"night {NIGHT}: still failed: other" in still.stdout

@@ -127,7 +127,7 @@ argv = ["{sys.executable}", "-c", "print(1)"]
     assert result.returncode == 1, result.stdout + result.stderr
     assert "configuration is valid, but 2 backups would fail now:" in result.stdout
     assert f"app 'uploads': path {setup.root / 'not-mounted-yet'} does not exist" in result.stdout
-    assert "app 'crm': program /usr/local/bin/no-such-export does not exist" in result.stdout
+    assert "app 'crm': argv: program /usr/local/bin/no-such-export does not exist" in result.stdout
     assert "'fine'" not in result.stdout
 
 
@@ -147,6 +147,6 @@ def test_retry_of_a_night_or_app_never_recorded_is_a_usage_error(setup: Setup) -
     quick_apps(setup, n=1)
     assert setup.cli("run-nightly", "--date", NIGHT).returncode == 0
     night = setup.cli("retry", "--date", "2020-01-01")
-    assert night.returncode == 2 and "no night recorded for 2020-01-01" in night.stderr
+    assert night.returncode == 2 and "retry: no night 2020-01-01 in the ledger" in night.stderr
     app = setup.cli("retry", "--date", NIGHT, "--app", "nope")
     assert app.returncode == 2 and "app 'nope' has no backup in night" in app.stderr

@@ -308,3 +308,29 @@ def test_files_kind_stops_when_cancelled(tmp_path: Path) -> None:
         FilesKind().dump(App("up", "files", {"path": str(tmp_path)}), Sink(), cancel)
 
     assert str(excinfo.value) == "lease lost"
+
+
+def test_preflight_checks_every_argv_field_a_drill_argv_too(tmp_path: Path) -> None:
+    from backupctl.kinds.preflight import field_problems
+
+    # No kind takes a drill_argv yet; one that does is checked without more code.
+    app = App("cmd", "command", {"argv": [sys.executable], "drill_argv": [str(tmp_path / "d")]})
+    assert field_problems(app) == [f"drill_argv: program {tmp_path / 'd'} does not exist"]
+    assert CommandKind().preflight(command_app(sys.executable, "-V")) == []
+
+
+def test_preflight_looks_programs_up_on_the_path_they_will_run_with(tmp_path: Path) -> None:
+    from backupctl.kinds.preflight import program_problems
+
+    assert program_problems("argv", "sh", {"PATH": "/usr/bin:/bin"}) == []
+    assert program_problems("argv", "sh", {"PATH": str(tmp_path)}) == [
+        f"argv: program 'sh' not found on PATH ({tmp_path})"
+    ]
+
+
+def test_files_preflight_is_quiet_for_a_readable_folder(tmp_path: Path) -> None:
+    assert FilesKind().preflight(App("f", "files", {"path": str(tmp_path)})) == []
+    missing = tmp_path / "gone"
+    assert FilesKind().preflight(App("f", "files", {"path": str(missing)})) == [
+        f"path {missing} does not exist"
+    ]
