@@ -6,24 +6,21 @@ from __future__ import annotations
 
 import os
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from bench.servers import RestartablePostgres
 from tests.conftest import Setup
+from tests.e2e.conftest import MakeDb
 from tests.e2e.test_postgres_and_restore import NIGHT, admin, fingerprint, row_of, seed_shop
 from tests.tools import missing
 
 # Debian's standard location of a PostgreSQL major's programs.
 PG15 = Path("/usr/lib/postgresql/15/bin")
 INSTALL_15 = "apt-get install postgresql-15 postgresql-client-15 (.ci/system-packages)"
-
-MakeDb = Callable[..., str]
 
 
 def need_pg15(*programs: str) -> Path:
@@ -54,26 +51,6 @@ def pg16_server(pg_server_url: str) -> str:
         if conn.info.server_version // 10000 != 16:
             pytest.skip("needs the suite's server to be PostgreSQL 16 (pgserver's)")
     return pg_server_url
-
-
-@pytest.fixture
-def make_db() -> Iterator[MakeDb]:
-    """make_db(server_url, create=True): a database of its own on that server (or just
-    its name, for a restore to create), dropped at the end."""
-    made: list[tuple[str, str]] = []
-
-    def make(server: str, create: bool = True) -> str:
-        name = f"Db-{os.getpid()}-{len(made)}-{time.monotonic_ns() % 10**9}"
-        made.append((server, name))
-        if create:
-            with admin(server) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-        return make_conninfo(server, dbname=name)
-
-    yield make
-    for server, name in made:
-        with admin(server) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def exists(dsn: str) -> bool:

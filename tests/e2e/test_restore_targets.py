@@ -8,12 +8,13 @@ import os
 import pytest
 
 from tests.conftest import Setup
-from tests.e2e.test_pg_versions import MakeDb, exists, make_db, pg_entry  # noqa: F401
+from tests.e2e.conftest import MakeDb
+from tests.e2e.test_pg_versions import exists, pg_entry
 from tests.e2e.test_postgres_and_restore import NIGHT, admin, fingerprint, seed_shop
 
 
 @pytest.fixture
-def shop(setup: Setup, pg_server_url: str, make_db: MakeDb) -> str:  # noqa: F811
+def shop(setup: Setup, pg_server_url: str, make_db: MakeDb) -> str:
     """A nightly backup of a small shop database; returns the source's DSN."""
     source = make_db(pg_server_url)
     seed_shop(source, rows=2_000)
@@ -28,7 +29,7 @@ def test_restore_into_a_database_that_does_not_exist_creates_it_under_a_quoted_n
     setup: Setup,
     shop: str,
     pg_server_url: str,
-    make_db: MakeDb,  # noqa: F811
+    make_db: MakeDb,
 ) -> None:
     target = make_db(pg_server_url, create=False)  # "Db-…": capitals and hyphens, quoted
     name = target.split("dbname=")[1].split()[0]
@@ -44,7 +45,7 @@ def test_no_create_refuses_a_database_that_does_not_exist_and_creates_nothing(
     setup: Setup,
     shop: str,
     pg_server_url: str,
-    make_db: MakeDb,  # noqa: F811
+    make_db: MakeDb,
 ) -> None:
     target = make_db(pg_server_url, create=False)
     name = target.split("dbname=")[1].split()[0]
@@ -64,7 +65,7 @@ def test_no_create_refuses_a_database_that_does_not_exist_and_creates_nothing(
 def test_a_failed_restore_drops_the_database_it_created(
     setup: Setup,
     pg_server_url: str,
-    make_db: MakeDb,  # noqa: F811
+    make_db: MakeDb,
 ) -> None:
     role = f"gone_owner_{os.getpid()}"
     source = make_db(pg_server_url)
