@@ -79,7 +79,7 @@ def restore(
       backupctl restore shop --to postgresql://localhost/shop_restored
       backupctl restore shop --date 2026-11-28 --to postgresql://localhost/shop_restored
       backupctl restore shop --date 2026-11-28 --to env:RESTORE_DSN --clean
-      backupctl restore shop --to postgresql://localhost/shop --no-create
+      backupctl restore shop --to postgresql://localhost/shop_empty --no-create
       backupctl restore wiki-uploads --date 2026-11-28 --to /srv/restore/wiki
       backupctl restore crm --adhoc 4711 --to -
     """
