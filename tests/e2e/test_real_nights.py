@@ -348,7 +348,7 @@ def test_a_worker_never_runs_nor_skips_an_app_it_does_not_know_the_planner_skips
     worker = setup.cli("worker", "--once", **env)
 
     assert worker.returncode == 0, worker.stdout + worker.stderr
-    assert "1 messages for apps not in this registry handed back" in worker.stdout
+    assert "1 message for apps not in this registry handed back" in worker.stdout
     assert rows_of(setup, NIGHT) == {"stays": ("succeeded", 1), "goes": ("enqueued", 0)}
     assert sqs.count() == 1  # handed back, not deleted
 
