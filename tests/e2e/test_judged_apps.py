@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import sys
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests.conftest import Setup
 
 NIGHT = "2026-11-28"
@@ -157,3 +159,36 @@ def test_a_skipped_row_of_the_planned_night_is_history_without_the_registry(
     assert "  old-app: skipped, skipped when its app left the registry, not judged" in (
         result.stdout
     )
+
+
+# -- metrics --------------------------------------------------------------------------
+
+
+def last_success_metrics(setup: Setup) -> dict[str, float]:
+    text = (setup.root / "backupctl.prom").read_text()
+    return {
+        s.labels["app"]: s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "backupctl_last_success_timestamp_seconds"
+    }
+
+
+def test_metrics_write_no_zero_timestamp_for_apps_that_left_the_registry(setup: Setup) -> None:
+    env = {
+        "BACKUPCTL_MONITORING_METRICS_FILE": str(setup.root / "backupctl.prom"),
+        "BACKUPCTL_RUN_MAX_ATTEMPTS": "1",
+    }
+    registry(setup, command_app("keep-a"), command_app("was-good"), command_app("old-app", FAILING))
+    assert setup.cli("run-nightly", "--date", NIGHT, **env).returncode == 1
+    before = last_success_metrics(setup)
+    assert before["old-app"] == 0 and before["was-good"] > 1.7e9  # still in the registry
+
+    # Both leave the registry; a new app arrives and fails; the night is run again.
+    registry(setup, command_app("keep-a"), command_app("new-app", FAILING))
+    assert setup.cli("run-nightly", "--date", NIGHT, **env).returncode == 1
+
+    after = last_success_metrics(setup)
+    assert set(after) == {"keep-a", "new-app"}
+    assert after["keep-a"] > 1.7e9
+    assert after["new-app"] == 0  # an app of the registry that never succeeded
