@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from backupctl.durations import Window, format_duration
 from backupctl.judged import Judged, Tally, tally
 from backupctl.nights import night_for, window_bounds
-from backupctl.words import counted
+from backupctl.words import counted, names
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 STATE_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -79,11 +79,6 @@ class CheckResult:
         return f"{self.state}: night {self.night}: " + "; ".join(self.problems)
 
 
-def _names(ids: Sequence[str], limit: int = 5) -> str:
-    shown = ", ".join(ids[:limit])
-    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
-
-
 def evaluate(
     *,
     night: date,
@@ -130,17 +125,17 @@ def evaluate(
     )
     unplanned = result.tally.not_in_night if night_row else []
     if failed:
-        critical.append(f"{len(failed)} failed ({_names(failed)})")
+        critical.append(f"{len(failed)} failed ({names(failed)})")
     if stuck:
-        critical.append(f"{len(stuck)} stuck running past their lease ({_names(stuck)})")
+        critical.append(f"{len(stuck)} stuck running past their lease ({names(stuck)})")
     if open_:
         if window_open:
             warning.append(f"still running inside its window, {len(open_)} not done yet")
         else:
-            critical.append(f"{len(open_)} not done after the window closed ({_names(open_)})")
+            critical.append(f"{len(open_)} not done after the window closed ({names(open_)})")
     if unplanned:
         (warning if window_open else critical).append(
-            f"{counted(len(unplanned), 'enabled app')} not in this night ({_names(unplanned)})"
+            f"{counted(len(unplanned), 'enabled app')} not in this night ({names(unplanned)})"
         )
 
     failed_set, stuck_set, open_set = set(failed), set(stuck), set(open_)
@@ -167,7 +162,7 @@ def evaluate(
         result.apps.append(_verdict(app_id, by_app[app_id], last_successes, judged))
     if too_old:
         critical.append(
-            f"{len(too_old)} with no success within {format_duration(max_age)} ({_names(too_old)})"
+            f"{len(too_old)} with no success within {format_duration(max_age)} ({names(too_old)})"
         )
     if ages and None not in ages:
         result.age = max(a for a in ages if a is not None)

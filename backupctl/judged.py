@@ -87,7 +87,8 @@ class Tally:
     """A night's rows counted over the judged apps."""
 
     apps: int = 0  # apps judged
-    succeeded: int = 0  # their rows succeeded (or since pruned)
+    planned: int = 0  # their rows in the night
+    succeeded: int = 0  # of those, succeeded (or since pruned)
     failed: int = 0
     skipped: int = 0
     open: int = 0  # pending, enqueued or running
@@ -107,6 +108,7 @@ def tally(rows: Sequence[Mapping[str, Any]], judged: Judged) -> Tally:
             result.history.append(app_id)
             continue
         status = row["status"]
+        result.planned += 1
         result.succeeded += status in DONE
         result.failed += status == "failed"
         result.skipped += status == "skipped"

@@ -9,7 +9,7 @@ import click
 
 from backupctl.cli import cli
 from backupctl.cli.common import parse_date, parse_duration_option, settings_from
-from backupctl.cli.render import emit_json
+from backupctl.cli.render import emit_json, judged_json
 from backupctl.durations import format_duration
 from backupctl.errors import BackupctlError
 from backupctl.redact import redact_text
@@ -95,7 +95,6 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
             click.echo(f"UNKNOWN: {message}")
         ctx.exit(UNKNOWN)
     if as_json:
-        t = result.tally
         emit_json(
             "check",
             {
@@ -118,18 +117,7 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
                     }
                     for a in result.apps
                 ],
-                "judged": {
-                    "source": "registry" if judged.from_registry else "planned",
-                    "registry_error": judged.registry_error,
-                    "apps": t.apps,
-                    "succeeded": t.succeeded,
-                    "failed": t.failed,
-                    "skipped": t.skipped,
-                    "open": t.open,
-                    "bytes": t.bytes,
-                    "not_in_night": t.not_in_night,
-                    "history": t.history,
-                },
+                "judged": judged_json(judged, result.tally),
                 "age_s": result.age,
             },
         )

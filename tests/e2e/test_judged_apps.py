@@ -192,3 +192,68 @@ def test_metrics_write_no_zero_timestamp_for_apps_that_left_the_registry(setup: 
     assert set(after) == {"keep-a", "new-app"}
     assert after["keep-a"] > 1.7e9
     assert after["new-app"] == 0  # an app of the registry that never succeeded
+
+
+# -- status ---------------------------------------------------------------------------
+
+
+def test_status_lists_apps_that_left_the_registry_apart_as_history(setup: Setup) -> None:
+    a_night_with_a_failed_app(setup)
+    registry(
+        setup, command_app("keep-a"), command_app("keep-b", enabled=False), command_app("new-app")
+    )
+
+    result = setup.cli("status", "--date", NIGHT)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        f"night {NIGHT}: incomplete, 1/1 succeeded, 0 failed; "
+        "2 apps no longer in the registry; 1 app of the registry not in this night (new-app)"
+    )
+    assert [line.split()[0] for line in lines[1:3]] == ["app", "keep-a"]
+    history = lines[lines.index("") + 1 :]
+    assert history[0] == "no longer in the registry (2 backups, history, not judged):"
+    assert history[1].split()[:3] == ["app", "registry", "status"]
+    assert history[2].split()[:3] == ["keep-b", "disabled", "succeeded"]
+    assert history[3].split()[:3] == ["old-app", "removed", "failed"]
+    assert "disk gone" in history[3]
+
+
+def test_status_json_marks_each_backup_in_or_out_of_the_registry(setup: Setup) -> None:
+    a_night_with_a_failed_app(setup)
+    registry(setup, command_app("keep-a"), command_app("keep-b"))
+
+    doc = json.loads(setup.cli("status", "--date", NIGHT, "--json").stdout)
+
+    assert doc["night"]["failed"] == 1  # the ledger's record of the night, unchanged
+    marks = {b["app_id"]: (b["in_registry"], b["registry"]) for b in doc["backups"]}
+    assert marks == {
+        "keep-a": (True, "enabled"),
+        "keep-b": (True, "enabled"),
+        "old-app": (False, "removed"),
+    }
+    judged = doc["judged"]
+    assert (judged["apps"], judged["planned"], judged["succeeded"], judged["failed"]) == (
+        2,
+        2,
+        2,
+        0,
+    )
+    assert judged["history"] == ["old-app"] and judged["source"] == "registry"
+
+
+def test_status_works_without_the_registry_and_says_so(setup: Setup) -> None:
+    a_night_with_a_failed_app(setup)
+    setup.registry.unlink()
+
+    result = setup.cli("status", "--date", NIGHT)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"night {NIGHT}: incomplete, 2/3 succeeded, 1 failed"
+    assert f"the registry can't be read ({setup.registry}: no such registry file)" in (
+        result.stderr
+    )
+    doc = json.loads(setup.cli("status", "--date", NIGHT, "--json").stdout)
+    assert {b["in_registry"] for b in doc["backups"]} == {None}
+    assert doc["judged"]["source"] == "planned"
