@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from backupctl.durations import Window, format_duration
 from backupctl.judged import Judged, Tally, tally
+from backupctl.nagios import Perf
 from backupctl.nights import night_for, window_bounds
 from backupctl.words import counted, names
 
@@ -77,6 +78,26 @@ class CheckResult:
                 )
             )
         return f"{self.state}: night {self.night}: " + "; ".join(self.problems)
+
+
+def perfdata(result: CheckResult) -> list[Perf]:
+    """A verdict's numbers for Nagios, over the judged apps: how many, their backups of
+    the night that succeeded and failed, the bytes those stored, and `age`: seconds
+    since the stalest app's latest success (U if one never succeeded), critical past
+    --max-age."""
+    t = result.tally
+    return [
+        Perf("apps", t.apps),
+        Perf("succeeded", t.succeeded),
+        Perf("failed", t.failed),
+        Perf("bytes", t.bytes, "B"),
+        Perf(
+            "age",
+            None if result.age is None else round(result.age),
+            "s",
+            crit=str(round(result.max_age)),
+        ),
+    ]
 
 
 def evaluate(

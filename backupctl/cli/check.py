@@ -58,7 +58,8 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
     Example:
       backupctl check --max-age 30h
     """
-    from backupctl.checks import UNKNOWN, evaluate, night_to_check
+    from backupctl.checks import UNKNOWN, evaluate, night_to_check, perfdata
+    from backupctl.nagios import plugin_output
 
     try:
         settings = settings_from(ctx)
@@ -92,7 +93,7 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
         if as_json:
             emit_json("check", {"state": "UNKNOWN", "code": UNKNOWN, "summary": message})
         else:
-            click.echo(f"UNKNOWN: {message}")
+            click.echo(plugin_output(f"UNKNOWN: {message}", [], []))
         ctx.exit(UNKNOWN)
     if as_json:
         emit_json(
@@ -122,14 +123,15 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
             },
         )
     else:
-        click.echo(result.summary)
-        for a in result.apps:
-            click.echo(_app_line(a, now))
+        lines = [_app_line(a, now) for a in result.apps]
+        click.echo(plugin_output(result.summary, perfdata(result), lines))
     ctx.exit(result.code)
 
 
 def _app_line(a: AppVerdict, now: datetime) -> str:
     """One app's line: its status, latest success and problem; or why it is history."""
+    from backupctl.nagios import clean
+
     age = (
         f"last success {format_duration((now - a.last_success).total_seconds())} ago"
         if a.last_success
@@ -141,4 +143,4 @@ def _app_line(a: AppVerdict, now: datetime) -> str:
         parts = [a.status, f"{a.history}, not judged", *([age] if age else [])]
     line = f"  {a.app_id}: " + ", ".join(parts)
     detail = a.problem or a.note
-    return line + (f" - {redact_text(detail)}" if detail else "")
+    return line + (f" - {clean(redact_text(detail))}" if detail else "")
