@@ -307,10 +307,13 @@ def test_an_app_removed_mid_night_is_skipped_and_the_night_completes(setup: Setu
     assert night_status(setup) == "complete"
     check = setup.cli("check", "--date", NIGHT)
     assert check.returncode == 0, check.stdout
-    assert "1 skipped" in check.stdout
-    assert "broken: skipped" in check.stdout
+    assert "1 app no longer in the registry (not judged)" in check.stdout
+    assert "broken: skipped, no longer in the registry, not judged" in check.stdout
     status_out = setup.cli("status", "--date", NIGHT).stdout
-    assert "1 skipped" in status_out and "skipped" in status_out
+    assert "1 app no longer in the registry" in status_out.splitlines()[0]
+    assert ["broken", "removed", "skipped"] in [
+        line.split()[:3] for line in status_out.splitlines()
+    ]
     runs = setup.cli("runs", "--json").stdout
     assert json.loads(runs)["nights"][0]["skipped"] == 1
 
