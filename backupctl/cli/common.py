@@ -12,18 +12,21 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from backupctl.config import Settings, load_settings
 from backupctl.durations import parse_duration
 from backupctl.errors import EXIT_FAILED, BackupctlError, LedgerUnavailable
+from backupctl.redact import redact_text
 from backupctl.stop import Stop
 
 if TYPE_CHECKING:
+    from backupctl.config import Settings
     from backupctl.ledger import Ledger
-from backupctl.redact import redact_text
 
 
 def settings_from(ctx: click.Context, flags: Mapping[str, Any] | None = None) -> Settings:
     """Load and validate the settings (file < env < these flags)."""
+    # Imported here: the config module is heavy, and a usage error or --help needs none of it.
+    from backupctl.config import load_settings
+
     return load_settings(ctx.obj["config_file"], flags=flags)
 
 

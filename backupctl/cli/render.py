@@ -7,7 +7,6 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -46,6 +45,8 @@ def outcome_line(outcome: Outcome) -> str:
 
 
 def _default(value: Any) -> Any:
+    from decimal import Decimal  # here: only --json output needs it, and it is slow to import
+
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):  # Postgres sums and epochs
