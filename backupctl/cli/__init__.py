@@ -124,7 +124,8 @@ class _Group(click.Group):
 @click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
-    help="Log lines as text or JSON [default: text on a terminal, else JSON].",
+    envvar="BACKUPCTL_LOG_FORMAT",
+    help="Log lines as text or JSON [default: text].",
 )
 @click.pass_context
 def cli(
@@ -138,7 +139,7 @@ def cli(
 
     \b
     Example crontab line (hourly firing is fine: later runs resume or do nothing):
-      0 * * * *  backupctl run-nightly
+      5 * * * *  /usr/local/bin/backupctl run-nightly
     """
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose contradict each other: pick one")
