@@ -61,9 +61,42 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
 _NoSuchCommand: Any = getattr(click.exceptions, "NoSuchCommand", ())
 
 
+# ctx.meta key (meta is shared by every context of a run): the logging asked for, until
+# a command starts it.
+_LOGGING = "backupctl.logging"
+
+
+def _start_logging(ctx: click.Context) -> None:
+    """Configure logging as the global options asked, once per run."""
+    options = ctx.meta.pop(_LOGGING, None)
+    if options is None:
+        return
+    from backupctl.logs import setup_logging
+
+    setup_logging(**options)
+
+
+class _Command(click.Command):
+    """A command (of `cli` or a group under it) that starts logging when it runs."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        _start_logging(ctx)
+        return super().invoke(ctx)
+
+
+class _SubGroup(click.Group):
+    """A group under `cli` (config, db): its commands start logging too."""
+
+    command_class = _Command
+    group_class = type  # and so do the groups under it
+
+
 class _Group(click.Group):
     """Imports a command's module only when that command is needed, and turns the
     project's errors into one clear line and their exit code."""
+
+    command_class = _Command
+    group_class = _SubGroup
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Every command's name, sorted, without importing any command module."""
@@ -143,9 +176,9 @@ def cli(
     """
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose contradict each other: pick one")
-    from backupctl.logs import setup_logging
-
-    setup_logging(verbose=verbose, quiet=quiet, log_format=log_format)
+    # Logging starts when the command runs (_Command.invoke), not here: a command's usage
+    # error or --help then loads neither the logs module nor, on a terminal, rich.
+    ctx.meta[_LOGGING] = {"verbose": verbose, "quiet": quiet, "log_format": log_format}
     ctx.obj = {"config_file": config_file, "quiet": quiet}
 
 

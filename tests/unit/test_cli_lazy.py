@@ -9,12 +9,13 @@ import os
 import pkgutil
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
 
 import backupctl.cli
-from backupctl.cli import COMMANDS, cli
+from backupctl.cli import COMMANDS, _Command, cli
 
 # What a top-level --help, --version or usage error must not import: these are slow.
 HEAVY = ("psycopg", "boto3", "botocore", "rich", "platformdirs", "tomllib", "zoneinfo")
@@ -48,6 +49,19 @@ def test_the_table_lists_every_real_command_with_its_module_and_short_help() -> 
         stand_in = click.Command(name, help=short_help)
         for limit in range(1, 130):  # truncated alike at every terminal width
             assert stand_in.get_short_help_str(limit) == command.get_short_help_str(limit)
+
+
+def leaves(group: click.Group) -> list[click.Command]:
+    found: list[click.Command] = []
+    for command in group.commands.values():
+        found += leaves(command) if isinstance(command, click.Group) else [command]
+    return found
+
+
+def test_every_command_starts_logging_when_it_runs() -> None:
+    real_commands()
+    # cli itself only notes the logging options; _Command.invoke sets logging up.
+    assert all(isinstance(command, _Command) for command in leaves(cli))
 
 
 @pytest.mark.parametrize("width", [40, 60, 80, 100, 200])
@@ -107,6 +121,15 @@ def test_a_bad_option_imports_only_its_command_module_and_nothing_heavy() -> Non
     }
     assert not {m for m in modules if m.split(".")[0] in HEAVY}
     assert "backupctl.config" not in modules
+    assert "backupctl.logs" not in modules  # logging starts when the command runs
+
+
+def test_a_command_that_runs_starts_logging(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.toml"
+    proc, modules = probe("-v", "--config", str(missing), "runs")
+    assert proc.returncode == 2
+    assert f"backupctl: error: {missing}: no such configuration file" in proc.stderr
+    assert "backupctl.logs" in modules
 
 
 def test_a_subcommands_help_imports_its_module() -> None:
