@@ -12,9 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from backupctl.durations import parse_duration
 from backupctl.errors import EXIT_FAILED, BackupctlError, LedgerUnavailable
-from backupctl.redact import redact_text
 from backupctl.stop import Stop
 
 if TYPE_CHECKING:
@@ -33,6 +31,8 @@ def settings_from(ctx: click.Context, flags: Mapping[str, Any] | None = None) ->
 @contextmanager
 def recorded(ledger: Ledger, command: str, run_date: date | None) -> Iterator[list[int]]:
     """Record this invocation in the ledger; the caller puts its exit code in the list."""
+    from backupctl.redact import redact_text  # here: a usage error or --help needs none
+
     args = redact_text(" ".join(sys.argv[1:]))
     invocation = ledger.start_invocation(command, args, run_date)
     result = [EXIT_FAILED]
@@ -66,6 +66,8 @@ def parse_duration_option(
     """click callback: "90s", "5m", "2h" -> seconds."""
     if value is None:
         return None
+    from backupctl.durations import parse_duration  # here: a usage error or --help needs none
+
     try:
         return parse_duration(value)
     except ValueError as exc:

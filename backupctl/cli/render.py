@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -56,6 +55,8 @@ def _default(value: Any) -> Any:
 
 def emit_json(kind: str, payload: dict[str, Any]) -> None:
     """Print one JSON document with its schema version and kind."""
+    import json  # here: only --json output needs it
+
     doc = {"schema_version": JSON_SCHEMA_VERSION, "kind": kind, **payload}
     click.echo(json.dumps(doc, default=_default, indent=2, sort_keys=False))
 
