@@ -14,7 +14,9 @@ interpreter running this script), as cron and operators start it. Every exit cod
 checked. After ``--warm-up`` rounds (page cache and ``.pyc`` files warm), ``--runs`` rounds
 each start every case once, in an order that rotates from round to round so that a slow
 moment of the machine does not land on one case only; the median of each case is
-reported with its ratio to the raw median.
+reported with its ratio to the raw median. Each case's CPU time (user + system, from
+``wait4``) is printed next to it: it hardly moves when other work loads the machine, so
+it shows whether a change of the wall-time ratio is real.
 
 ``backupctl run-nightly --help`` is measured too, for information: a subcommand's help
 imports that command's module, so it is allowed to be slower and is not in the ratio.
@@ -22,7 +24,7 @@ imports that command's module, so it is allowed to be slower and is not in the r
 The last line is ``ratio=R``: the worst ratio of the four cases to the raw baseline.
 Target: R <= 1.5.
 
-Run it with ``.venv/bin/python bench/startup.py``; options ``--runs N`` (default 40) and
+Run it with ``.venv/bin/python bench/startup.py``; options ``--runs N`` (default 60) and
 ``--warm-up K`` (default 3). It needs no database and changes nothing.
 """
 
@@ -92,7 +94,7 @@ def time_once(case: Case, env: dict[str, str], sink: IO[bytes]) -> tuple[float, 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--runs", type=int, default=40, help="measured rounds (40)")
+    parser.add_argument("--runs", type=int, default=60, help="measured rounds (60)")
     parser.add_argument("--warm-up", type=int, default=3, help="unmeasured rounds first (3)")
     args = parser.parse_args(argv)
     if not 1 <= args.runs <= 1000 or not 0 <= args.warm_up <= 100:
