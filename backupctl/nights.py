@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING
 
-from backupctl.durations import Window
 from backupctl.errors import UsageError
+
+if TYPE_CHECKING:  # only annotations: callers pass them in (zoneinfo is slow to import)
+    from zoneinfo import ZoneInfo
+
+    from backupctl.durations import Window
 
 
 def _local(day: date, clock: time, tz: ZoneInfo) -> datetime:

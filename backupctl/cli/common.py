@@ -12,18 +12,19 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from backupctl.config import Settings, load_settings
-from backupctl.durations import parse_duration
 from backupctl.errors import EXIT_FAILED, BackupctlError, LedgerUnavailable
 from backupctl.stop import Stop
 
 if TYPE_CHECKING:
+    from backupctl.config import Settings
     from backupctl.ledger import Ledger
-from backupctl.redact import redact_text
 
 
 def settings_from(ctx: click.Context, flags: Mapping[str, Any] | None = None) -> Settings:
     """Load and validate the settings (file < env < these flags)."""
+    # Imported here: the config module is heavy, and a usage error or --help needs none of it.
+    from backupctl.config import load_settings
+
     return load_settings(ctx.obj["config_file"], flags=flags)
 
 
@@ -46,6 +47,8 @@ def _stdout_is_terminal() -> bool:
 @contextmanager
 def recorded(ledger: Ledger, command: str, run_date: date | None) -> Iterator[list[int]]:
     """Record this invocation in the ledger; the caller puts its exit code in the list."""
+    from backupctl.redact import redact_text  # here: a usage error or --help needs none
+
     args = redact_text(" ".join(sys.argv[1:]))
     invocation = ledger.start_invocation(command, args, run_date)
     result = [EXIT_FAILED]
@@ -79,6 +82,8 @@ def parse_duration_option(
     """click callback: "90s", "5m", "2h" -> seconds."""
     if value is None:
         return None
+    from backupctl.durations import parse_duration  # here: a usage error or --help needs none
+
     try:
         return parse_duration(value)
     except ValueError as exc:

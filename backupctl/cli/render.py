@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -47,6 +45,8 @@ def outcome_line(outcome: Outcome) -> str:
 
 
 def _default(value: Any) -> Any:
+    from decimal import Decimal  # here: only --json output needs it, and it is slow to import
+
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal):  # Postgres sums and epochs
@@ -56,6 +56,8 @@ def _default(value: Any) -> Any:
 
 def emit_json(kind: str, payload: dict[str, Any]) -> None:
     """Print one JSON document with its schema version and kind."""
+    import json  # here: only --json output needs it
+
     doc = {"schema_version": JSON_SCHEMA_VERSION, "kind": kind, **payload}
     click.echo(json.dumps(doc, default=_default, indent=2, sort_keys=False))
 
