@@ -160,3 +160,6 @@ def test_log_lines_are_text_unless_json_is_asked_for_naming_app_and_backup(
     text = setup.cli("-v", "run-nightly", "--date", "2026-11-01")  # another night: work to log
     assert text.stderr.strip() and not text.stderr.lstrip().startswith("{")
     assert "app cmd-0 backup" in text.stderr
+    by_env = setup.cli("-v", "run-nightly", "--date", "2026-11-02", BACKUPCTL_LOG_FORMAT="json")
+    assert by_env.stderr.strip()
+    assert all(json.loads(line)["level"] for line in by_env.stderr.splitlines())
