@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from tests.conftest import REPO
 
 CRON_PATH = "/usr/bin:/bin"
+NOT_SOURCE = (".git", ".venv", ".demo", "build", "*.egg-info", "__pycache__", ".*_cache")
 
 APPS = """
 [[app]]
@@ -37,16 +39,27 @@ argv = ["sh", "-c", "echo 'disk on fire' >&2; exit 3"]
 """
 
 
+def _scratch(prefix: str) -> Path:
+    # Not under pytest's tmp_path: pytest keeps /tmp/pytest-of-<user> at mode 0700, and
+    # as root the embedded Postgres runs as its own user, who must reach these folders.
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
+
+
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """backupctl installed by `make install` into a PREFIX and BINDIR of its own."""
+def installed() -> Iterator[Path]:
+    """backupctl installed by `make install` into a PREFIX and BINDIR of its own, from a
+    copy of the source (tests in other processes may install at the same time)."""
     if shutil.which("make") is None:
         pytest.skip("make is missing: install it (apt-get install make)")
-    root = tmp_path_factory.mktemp("install")
+    root = _scratch("backupctl-install-")
+    source = root / "src"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(*NOT_SOURCE))
     prefix, bindir = root / "opt" / "backupctl", root / "bin"
     result = subprocess.run(
         ["make", "install", f"PREFIX={prefix}", f"BINDIR={bindir}", f"PYTHON={sys.executable}"],
-        cwd=REPO,
+        cwd=source,
         capture_output=True,
         text=True,
         timeout=600,
@@ -59,15 +72,17 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Path]:
+def site() -> Iterator[Path]:
     """A configuration with state_dir, a registry, and a HOME that cannot be written."""
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "page.txt").write_text("hello\n")
-    (tmp_path / "apps.toml").write_text(APPS)
-    (tmp_path / "backupctl.toml").write_text('registry = "apps.toml"\nstate_dir = "state"\n')
-    (tmp_path / "home-is-a-file").write_text("")
-    yield tmp_path
-    _stop_embedded_servers(tmp_path)
+    root = _scratch("backupctl-site-")
+    (root / "data").mkdir()
+    (root / "data" / "page.txt").write_text("hello\n")
+    (root / "apps.toml").write_text(APPS)
+    (root / "backupctl.toml").write_text('registry = "apps.toml"\nstate_dir = "state"\n')
+    (root / "home-is-a-file").write_text("")
+    yield root
+    _stop_embedded_servers(root)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _stop_embedded_servers(under: Path) -> None:

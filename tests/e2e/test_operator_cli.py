@@ -73,7 +73,8 @@ def test_check_is_critical_for_a_night_that_never_ran_or_was_missed(setup: Setup
 
 
 def test_check_warns_while_the_night_runs_inside_its_window(setup: Setup) -> None:
-    setup.write_registry(slow_app("slow", chunks=30, delay=0.1))
+    gate = setup.root / "gate"  # the backup holds on until the check has looked
+    setup.write_registry(slow_app("slow", chunks=3, delay=0.05, gate=gate))
     proc = setup.start("run-nightly")  # tonight, whole-day window
     try:
         wait_for(lambda: rows_of_tonight(setup) == ["running"])
@@ -83,6 +84,7 @@ def test_check_warns_while_the_night_runs_inside_its_window(setup: Setup) -> Non
             f"WARNING: night {tonight()}: still running inside its window, 1 not done yet"
         )
     finally:
+        gate.touch()
         proc.wait(timeout=60)
     done = setup.cli("check")
     assert done.returncode == 0, done.stdout

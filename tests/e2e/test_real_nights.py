@@ -183,7 +183,10 @@ def test_a_service_worker_stops_receiving_and_exits_3_after_ledger_outage(
     }
     worker = setup.start("worker", **env)
     try:
-        time.sleep(2)  # the worker is up and polling
+        # Up and serving: its invocation is recorded just before it starts polling.
+        invocations = "SELECT count(*) FROM backupctl.invocations WHERE command = 'worker'"
+        wait_for(lambda: _ledger_tables(setup) and setup.query(invocations) == [(1,)])
+        time.sleep(1)
         started = time.monotonic()
         pg.stop()
         out, err = worker.communicate(timeout=90)
