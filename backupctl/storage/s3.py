@@ -45,7 +45,10 @@ class S3Options:
         """Until when an object written at `now` is locked, or None (no lock)."""
         if not self.object_lock or not self.object_lock_days:
             return None
-        return now + timedelta(days=self.object_lock_days)
+        # Whole seconds: the date is sent twice (see S3Storage.open_write), and a
+        # store that kept the first with more precision would see the second as a
+        # shortening, which COMPLIANCE refuses.
+        return (now + timedelta(days=self.object_lock_days)).replace(microsecond=0)
 
     def put_args(self) -> dict[str, str]:
         args: dict[str, str] = {}
@@ -241,6 +244,10 @@ class S3Storage:
         full = self._key(key)
         version_arg = {"VersionId": version} if version else {}
         try:
+            head = self.client.head_object(Bucket=self.bucket, Key=full, **version_arg)
+            held = lock_from_head(head, datetime.now(UTC))
+            if held and held.mode == self.options.object_lock and (held.until or until) >= until:
+                return  # CreateMultipartUpload's lock took (real S3); moto drops it
             self.client.put_object_retention(
                 Bucket=self.bucket,
                 Key=full,
