@@ -112,6 +112,27 @@ def _sse(value: Any) -> str | None:
     return str(value)
 
 
+def _object_lock(value: Any) -> str | None:
+    from backupctl.storage.object_lock import MODES
+
+    if value in (None, ""):
+        return None
+    if value not in MODES:
+        raise ValueError(f"must be 'GOVERNANCE' or 'COMPLIANCE', got {value!r}")
+    return str(value)
+
+
+def _object_lock_days(value: Any) -> int | None:
+    from backupctl.storage.object_lock import MAX_DAYS
+
+    if value in (None, ""):
+        return None
+    days = _positive_int(value)
+    if days > MAX_DAYS:
+        raise ValueError(f"must be at most {MAX_DAYS} (S3's limit, 100 years), got {days}")
+    return days
+
+
 def _ping_url(value: Any) -> str | None:
     from backupctl.monitoring import ping_url_problem
 
@@ -207,6 +228,14 @@ KEYS: tuple[Key, ...] = (
     ),
     Key("s3", "sse", _sse, None, "server-side encryption: AES256 or aws:kms"),
     Key("s3", "kms_key_id", _opt_str, None, "KMS key id for sse = aws:kms"),
+    Key(
+        "s3",
+        "object_lock",
+        _object_lock,
+        None,
+        "lock each artifact (S3 Object Lock): GOVERNANCE or COMPLIANCE",
+    ),
+    Key("s3", "object_lock_days", _object_lock_days, None, "days each artifact stays locked"),
     Key("queue", "url", _opt_str, None, "SQS queue URL for enqueue mode and workers"),
     Key("queue", "resend_after", _positive_duration, 3600.0, "resend if enqueued this long"),
     Key("queue", "grace", _duration, 300.0, "worker shutdown: time to finish running backups"),
@@ -319,6 +348,21 @@ def config_path(explicit: str | None, env: Mapping[str, str]) -> tuple[Path | No
     return (default, False) if default.exists() else (None, False)
 
 
+def _object_lock_problems(values: Mapping[str, Any]) -> list[str]:
+    """object_lock and object_lock_days go together: a mode with no length (or a
+    length with no mode) would silently store unlocked copies."""
+    if "s3.object_lock" not in values or "s3.object_lock_days" not in values:
+        return []  # one of them is malformed: already reported
+    mode, days = values["s3.object_lock"], values["s3.object_lock_days"]
+    if mode and not days:
+        return [
+            f"[s3] object_lock = {mode!r} needs object_lock_days (how long each copy stays locked)"
+        ]
+    if days and not mode:
+        return [f"[s3] object_lock_days = {days} needs object_lock = 'GOVERNANCE' or 'COMPLIANCE'"]
+    return []
+
+
 def load_settings(
     explicit_path: str | None = None,
     env: Mapping[str, str] | None = None,
@@ -371,6 +415,7 @@ def load_settings(
             f"[run] timeout = {values['run.timeout']:g}s is longer than SQS lets a message "
             "stay hidden (12h): in enqueue mode a backup must finish within 12h"
         )
+    problems.extend(_object_lock_problems(values))
     if problems:
         raise ConfigError(problems)
 
@@ -381,7 +426,12 @@ def load_settings(
         registry=values["registry"],
         storage=values["storage"],
         pg_bin_dir=values["pg_bin_dir"],
-        s3=S3Options(sse=values["s3.sse"], kms_key_id=values["s3.kms_key_id"]),
+        s3=S3Options(
+            sse=values["s3.sse"],
+            kms_key_id=values["s3.kms_key_id"],
+            object_lock=values["s3.object_lock"],
+            object_lock_days=values["s3.object_lock_days"],
+        ),
         run=RunSettings(**{k.name: values[k.dotted] for k in KEYS if k.section == "run"}),
         queue_url=values["queue.url"],
         queue_resend_after=values["queue.resend_after"],

@@ -23,6 +23,7 @@ from backupctl.artifacts import parse_artifact_key
 from backupctl.ledger import Ledger
 from backupctl.redact import redact_text
 from backupctl.storage import Entry, Storage
+from backupctl.storage.object_lock import ObjectLocked
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class OrphanReport:
     foreign: list[Orphan] = field(default_factory=list)  # no row here: left alone
     removed: list[Orphan] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    locked: list[tuple[Orphan, str]] = field(default_factory=list)  # kept: "locked until ..."
 
 
 def _name(key_or_uri: str) -> str:
@@ -92,13 +94,18 @@ def find_orphans(
 
 
 def remove_orphans(ledger: Ledger, orphans: Iterable[Orphan], report: OrphanReport) -> None:
-    """Delete each orphan that is still one; a failure is recorded and the rest go on."""
+    """Delete each orphan that is still one; a failure is recorded and the rest go on.
+    One under an S3 Object Lock is kept and recorded in `report.locked`: expected,
+    not a failure; a sweep after the lock ends removes it."""
     for orphan in orphans:
         row = ledger.backups_by_ids([orphan.backup_id]).get(orphan.backup_id)
         if row is None or not is_dead(row, orphan.entry):
             continue  # its backup was taken over and finished meanwhile
         try:
             orphan.storage.remove(orphan.entry)
+        except ObjectLocked as locked:
+            report.locked.append((orphan, locked.lock.describe()))
+            continue
         except Exception as exc:  # one stuck file must not stop the sweep
             message = f"{orphan.uri}: {redact_text(str(exc))}"
             log.warning("could not remove orphan %s", message)

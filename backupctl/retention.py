@@ -11,6 +11,7 @@ from typing import Any
 from backupctl.ledger import Ledger
 from backupctl.redact import redact_text
 from backupctl.storage import Storages
+from backupctl.storage.object_lock import ObjectLock
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class PruneReport:
     kept: int = 0
     pruned: list[Mapping[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    locked: list[tuple[Mapping[str, Any], ObjectLock]] = field(default_factory=list)
 
 
 def prune(
@@ -57,7 +59,8 @@ def prune(
 
     A row turns `pruned` (compare-and-set on `succeeded`) before its artifact is
     deleted: a crash in between leaves a stray file, never a row that points at
-    nothing. Ad-hoc backups are not touched.
+    nothing. Ad-hoc backups are not touched. An artifact under an S3 Object Lock
+    keeps its row (in `report.locked`) until a prune after the lock ends.
     """
     report = PruneReport()
     by_app: dict[str, list[Mapping[str, Any]]] = {}
@@ -74,10 +77,25 @@ def prune(
             if row["run_date"] in keep:
                 report.kept += 1
                 continue
+            if _still_locked(storages, row, report):
+                continue
             report.pruned.append(row)
             if not dry_run:
                 _prune_one(ledger, storages, row, report)
     return report
+
+
+def _still_locked(storages: Storages, row: Mapping[str, Any], report: PruneReport) -> bool:
+    """Whether the artifact is locked (or can't be looked at): then the row stays."""
+    try:
+        storage, key = storages.for_uri(str(row["artifact_uri"]))
+        lock = storage.lock(key)
+    except Exception as exc:  # can't tell: keep it, and say so
+        report.errors.append(f"{row['artifact_uri']}: {redact_text(str(exc))}")
+        return True
+    if lock is not None:
+        report.locked.append((row, lock))
+    return lock is not None
 
 
 def _prune_one(

@@ -133,6 +133,14 @@ def s3(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> S3:
     return S3(moto_url, bucket, client)
 
 
+@pytest.fixture
+def locked_s3(s3: S3) -> S3:
+    """A fresh bucket created with Object Lock enabled (and so versioning)."""
+    bucket = f"locked-{s3.bucket}"
+    s3.client.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    return S3(s3.endpoint, bucket, s3.client)
+
+
 @dataclass
 class Setup:
     """A registry, a storage folder and the environment the CLI runs with."""

@@ -168,12 +168,16 @@ def _verify_orphans(
                 "orphans": [_orphan_json(o) for o in report.found],
                 "not_in_this_ledger": [_orphan_json(o) for o in report.foreign],
                 "removed": [o.uri for o in report.removed],
+                "locked": [{"uri": o.uri, "lock": lock} for o, lock in report.locked],
                 "errors": report.errors,
             },
         )
     else:
+        locks = {id(o): lock for o, lock in report.locked}
         for orphan in report.found:
             verb = "removed" if orphan in report.removed else "orphan"
+            if id(orphan) in locks:
+                verb = f"kept, {locks[id(orphan)]}"
             click.echo(f"{verb}: {orphan.uri} (written {orphan.entry.modified:%Y-%m-%d %H:%M})")
         for orphan in report.foreign:
             click.echo(
@@ -190,6 +194,7 @@ def _verify_orphans(
         elif delete and report.found:
             click.echo(
                 f"removed {len(report.removed)} orphans"
+                + (f"; {len(report.locked)} locked, kept" if report.locked else "")
                 + (f"; {len(report.errors)} could not be removed" if report.errors else "")
             )
         elif report.found:
@@ -209,8 +214,9 @@ def prune(ctx: click.Context, dry_run: bool, older_than: float, as_json: bool) -
 
     Per app it keeps the newest keep_daily nights and the newest night of each of
     the newest keep_weekly weeks and keep_monthly months (and always the newest).
-    Ad-hoc backups are never pruned. Then it removes the orphans that
-    `verify --orphans` would list.
+    Ad-hoc backups are never pruned. A backup still under its S3 Object Lock is
+    kept, row and all, and listed with the date its lock ends (exit 0: expected).
+    Then it removes the orphans that `verify --orphans` would list.
 
     \b
     Example:
@@ -242,6 +248,17 @@ def prune(ctx: click.Context, dry_run: bool, older_than: float, as_json: bool) -
                     {"app_id": r["app_id"], "run_date": r["run_date"], "backup_id": r["id"]}
                     for r in report.pruned
                 ],
+                "locked": [
+                    {
+                        "app_id": r["app_id"],
+                        "run_date": r["run_date"],
+                        "backup_id": r["id"],
+                        "mode": lock.mode,
+                        "locked_until": lock.until,
+                    }
+                    for r, lock in report.locked
+                ],
+                "orphans_locked": [{"uri": o.uri, "lock": why} for o, why in swept.locked],
             },
         )
     else:
@@ -250,11 +267,17 @@ def prune(ctx: click.Context, dry_run: bool, older_than: float, as_json: bool) -
                 f"{verb} {row['app_id']} {row['run_date']} (b{row['id']}, "
                 f"{human_size(row['size_bytes'])})"
             )
+        for row, lock in report.locked:  # expected: retention ends before the lock does
+            click.echo(f"kept {row['app_id']} {row['run_date']} (b{row['id']}): {lock.describe()}")
         for orphan in swept.found if dry_run else swept.removed:
             click.echo(f"{'would remove' if dry_run else 'removed'} orphan {orphan.uri}")
+        for orphan, why in swept.locked:
+            click.echo(f"kept orphan {orphan.uri}: {why}")
         errors = len(report.errors) + len(swept.errors)
+        kept = report.kept + len(report.locked)
         click.echo(
-            f"{verb} {plural(len(report.pruned), 'backup')}, kept {report.kept}"
+            f"{verb} {plural(len(report.pruned), 'backup')}, kept {kept}"
+            + (f" ({len(report.locked)} locked)" if report.locked else "")
             + (f", {plural(len(swept.found), 'orphan')}" if swept.found else "")
             + (f"; {errors} could not be deleted" if errors else "")
         )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import BinaryIO, Protocol
 
+from backupctl.storage.object_lock import ObjectLock
 from backupctl.storage.s3 import S3Options
 
 
@@ -45,8 +46,12 @@ class Storage(Protocol):
     def keys(self, prefix: str) -> Iterator[str]:
         """Keys under `prefix` (including unfinished temporary ones)."""
 
+    def lock(self, key: str) -> ObjectLock | None:
+        """What keeps `key` from being deleted now (an S3 Object Lock), or None."""
+
     def delete(self, key: str) -> None:
-        """Remove `key` (and nothing else); a missing key is not an error."""
+        """Remove `key` (and nothing else); a missing key is not an error. Raises
+        ObjectLocked, changing nothing, while `lock(key)` holds it."""
 
     def discard_attempts(self, prefix: str, keep: str | None) -> list[str]:
         """Remove every artifact or leftover starting with `prefix` except `keep`."""

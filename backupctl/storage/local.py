@@ -15,6 +15,7 @@ from backupctl.atomic import TMP_SUFFIX, create_temp
 from backupctl.atomic import fsync_dir as _fsync_dir
 from backupctl.errors import BackupFailed
 from backupctl.storage import Entry
+from backupctl.storage.object_lock import ObjectLock
 
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -124,6 +125,10 @@ class LocalStorage:
             name = entry[1:] if entry.startswith(".") and entry.endswith(TMP_SUFFIX) else entry
             if name.startswith(start):
                 yield f"{folder}/{entry}" if folder else entry
+
+    def lock(self, key: str) -> ObjectLock | None:
+        """Files carry no lock: nothing keeps a file from prune."""
+        return None
 
     def delete(self, key: str) -> None:
         path = self._path(key)

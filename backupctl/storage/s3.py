@@ -8,10 +8,19 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
 from backupctl.errors import BackupFailed
+from backupctl.storage.object_lock import (
+    ObjectLock,
+    ObjectLocked,
+    bucket_lock_enabled,
+    lock_from_head,
+    not_enabled_message,
+    says_lock_missing,
+)
 
 if TYPE_CHECKING:
     from backupctl.storage import Entry
@@ -24,10 +33,22 @@ PARTS_IN_FLIGHT = 4  # memory stays under PART_SIZE * (PARTS_IN_FLIGHT + 1)
 
 @dataclass(frozen=True)
 class S3Options:
-    """Server-side encryption: None, "AES256" or "aws:kms" (with an optional key id)."""
+    """Server-side encryption: None, "AES256" or "aws:kms" (with an optional key id);
+    Object Lock: None, or "GOVERNANCE" / "COMPLIANCE" for `object_lock_days` days."""
 
     sse: str | None = None
     kms_key_id: str | None = None
+    object_lock: str | None = None
+    object_lock_days: int | None = None
+
+    def retain_until(self, now: datetime) -> datetime | None:
+        """Until when an object written at `now` is locked, or None (no lock)."""
+        if not self.object_lock or not self.object_lock_days:
+            return None
+        # Whole seconds: the date is sent twice (see S3Storage.open_write), and a
+        # store that kept the first with more precision would see the second as a
+        # shortening, which COMPLIANCE refuses.
+        return (now + timedelta(days=self.object_lock_days)).replace(microsecond=0)
 
     def put_args(self) -> dict[str, str]:
         args: dict[str, str] = {}
@@ -57,12 +78,18 @@ def part_size(number: int) -> int:
     return PART_SIZE * (1 + (number - 1) // 1000)
 
 
+CHECKSUM = "CRC32"  # S3 wants Content-MD5 or an x-amz-checksum on every locked part
+
+
 class _MultipartWriter:
-    def __init__(self, client: Any, bucket: str, key: str, upload_id: str) -> None:
+    def __init__(
+        self, client: Any, bucket: str, key: str, upload_id: str, *, checksum: bool = False
+    ) -> None:
         self._client = client
         self._bucket = bucket
         self._key = key
         self._upload_id = upload_id
+        self._checksum = checksum
         self._buffer = bytearray()
         self._pool = ThreadPoolExecutor(PARTS_IN_FLIGHT, thread_name_prefix="s3-part")
         self._inflight: deque[Future[dict[str, Any]]] = deque()
@@ -92,14 +119,19 @@ class _MultipartWriter:
         self._inflight.append(self._pool.submit(self._upload_part, number, body))
 
     def _upload_part(self, number: int, body: bytes) -> dict[str, Any]:
+        extra = {"ChecksumAlgorithm": CHECKSUM} if self._checksum else {}
         response = self._client.upload_part(
             Bucket=self._bucket,
             Key=self._key,
             UploadId=self._upload_id,
             PartNumber=number,
             Body=body,
+            **extra,
         )
-        return {"PartNumber": number, "ETag": response["ETag"]}
+        part = {"PartNumber": number, "ETag": response["ETag"]}
+        if self._checksum:  # CompleteMultipartUpload must repeat each part's checksum
+            part[f"Checksum{CHECKSUM}"] = response[f"Checksum{CHECKSUM}"]
+        return part
 
     def finish(self) -> list[dict[str, Any]]:
         if self._buffer or not (self._parts or self._inflight):
@@ -123,6 +155,7 @@ class S3Storage:
         self.prefix = prefix.strip("/")
         self.options = options
         self._client = client
+        self._lock_enabled: bool | None = None  # the bucket's Object Lock, once asked
 
     @classmethod
     def from_url(cls, url: str, options: S3Options | None = None) -> S3Storage:
@@ -150,22 +183,36 @@ class S3Storage:
         try:
             yield
         except (BotoCoreError, ClientError) as exc:
+            if self.options.object_lock and says_lock_missing(exc):
+                message = not_enabled_message(self.bucket, self.options.object_lock)
+                raise BackupFailed(message) from None
             raise BackupFailed(f"storage {self.uri(key)}: {exc}") from None
 
     @contextmanager
     def open_write(self, key: str) -> Iterator[_MultipartWriter]:
         full = self._key(key)
-        with self._errors(key):
-            created = self.client.create_multipart_upload(
-                Bucket=self.bucket, Key=full, **self.options.put_args()
+        until = self.options.retain_until(datetime.now(UTC))
+        args: dict[str, Any] = {**self.options.put_args()}
+        if until is not None:
+            self._require_object_lock(key)
+            # Real S3 applies these to the completed object; moto drops them, so the
+            # retention is set again (to the same date) once the upload completes.
+            args.update(
+                ObjectLockMode=self.options.object_lock,
+                ObjectLockRetainUntilDate=until,
+                ChecksumAlgorithm=CHECKSUM,
             )
+        with self._errors(key):
+            created = self.client.create_multipart_upload(Bucket=self.bucket, Key=full, **args)
         upload_id = created["UploadId"]
-        writer = _MultipartWriter(self.client, self.bucket, full, upload_id)
+        writer = _MultipartWriter(
+            self.client, self.bucket, full, upload_id, checksum=until is not None
+        )
         try:
             with self._errors(key):
                 yield writer
                 parts = writer.finish()
-                self.client.complete_multipart_upload(
+                done = self.client.complete_multipart_upload(
                     Bucket=self.bucket,
                     Key=full,
                     UploadId=upload_id,
@@ -176,8 +223,48 @@ class S3Storage:
             self._abort(full, upload_id)
             raise
         writer.close()
+        if until is not None:
+            self._retain(key, done.get("VersionId"), until)
         if writer.sha256:
             self._tag_sha256(full, writer.sha256)
+
+    def _require_object_lock(self, key: str) -> None:
+        """Fail the upload, in one line naming the bucket, if the bucket can't lock it."""
+        if self._lock_enabled is None:
+            with self._errors(key):
+                self._lock_enabled = bucket_lock_enabled(self.client, self.bucket)
+        if self._lock_enabled is False:
+            raise BackupFailed(not_enabled_message(self.bucket, str(self.options.object_lock)))
+
+    def _retain(self, key: str, version: str | None, until: datetime) -> None:
+        """Lock the version just written; if that fails, remove it (it is not locked
+        yet) and fail the backup: a copy that promises immutability must have it."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        full = self._key(key)
+        version_arg = {"VersionId": version} if version else {}
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=full, **version_arg)
+            held = lock_from_head(head, datetime.now(UTC))
+            if held and held.mode == self.options.object_lock and (held.until or until) >= until:
+                return  # CreateMultipartUpload's lock took (real S3); moto drops it
+            self.client.put_object_retention(
+                Bucket=self.bucket,
+                Key=full,
+                Retention={"Mode": self.options.object_lock, "RetainUntilDate": until},
+                **version_arg,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            try:
+                self.client.delete_object(Bucket=self.bucket, Key=full, **version_arg)
+            except (BotoCoreError, ClientError) as gone:  # `verify --orphans` finds it
+                log.warning("could not remove unlocked %s: %s", self.uri(key), gone)
+            if says_lock_missing(exc):
+                self._lock_enabled = False
+                raise BackupFailed(
+                    not_enabled_message(self.bucket, str(self.options.object_lock))
+                ) from None
+            raise BackupFailed(f"storage {self.uri(key)}: could not lock it: {exc}") from None
 
     def _tag_sha256(self, full: str, sha256: str) -> None:
         # Metadata can't be added to a finished multipart object without copying it
@@ -223,13 +310,42 @@ class S3Storage:
             for item in page.get("Contents", []):
                 yield self._relative(item["Key"])
 
+    def _head(self, key: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return cast(dict[str, Any], self.client.head_object(Bucket=self.bucket, Key=key))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def lock(self, key: str) -> ObjectLock | None:
+        head = self._head(self._key(key))
+        return None if head is None else lock_from_head(head, datetime.now(UTC))
+
     def delete(self, key: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        # In a versioned bucket (Object Lock needs one) a DeleteObject without a
+        # VersionId only adds a delete marker: it "succeeds" on a locked object and
+        # frees nothing on an unlocked one. So: look first, then delete the version.
+        full = self._key(key)
+        head = self._head(full)
+        if head is None:
+            return
+        if (lock := lock_from_head(head, datetime.now(UTC))) is not None:
+            raise ObjectLocked(self.uri(key), lock)
+        version = {"VersionId": head["VersionId"]} if head.get("VersionId") else {}
+        self.client.delete_object(Bucket=self.bucket, Key=full, **version)
 
     def discard_attempts(self, prefix: str, keep: str | None) -> list[str]:
-        removed = [key for key in list(self.keys(prefix)) if key != keep]
-        for key in removed:
-            self.delete(key)
+        removed = []
+        for key in [key for key in list(self.keys(prefix)) if key != keep]:
+            try:
+                self.delete(key)
+            except ObjectLocked as locked:  # stays until its lock ends; then an orphan
+                log.warning("kept %s; `prune` removes it once the lock ends", locked)
+                continue
+            removed.append(key)
         # Uploads a killed process left open are leftovers too.
         paginator = self.client.get_paginator("list_multipart_uploads")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
