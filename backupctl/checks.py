@@ -9,7 +9,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from backupctl.durations import Window, format_duration
+from backupctl.judged import Judged, Tally, tally
+from backupctl.nagios import Perf
 from backupctl.nights import night_for, window_bounds
+from backupctl.wording import plural, short_list
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 STATE_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -36,7 +39,13 @@ class AppVerdict:
     attempts: int
     last_success: datetime | None
     problem: str | None = None
-    note: str | None = None  # not a problem: why a row was skipped
+    note: str | None = None  # not a problem: why a row was skipped, or what a history row says
+    registry: str = "enabled"  # Judged.standing: enabled, disabled, removed, planned, unknown
+    history: str | None = None  # set: the row is history (why), not judged
+
+    @property
+    def judged(self) -> bool:
+        return self.history is None
 
 
 @dataclass
@@ -45,6 +54,11 @@ class CheckResult:
     night: date
     problems: list[str] = field(default_factory=list)
     apps: list[AppVerdict] = field(default_factory=list)
+    tally: Tally = field(default_factory=Tally)
+    # Seconds since the stalest judged app's latest success; None if one never
+    # succeeded (or no app is judged).
+    age: float | None = None
+    max_age: float = 0.0
 
     @property
     def state(self) -> str:
@@ -53,17 +67,37 @@ class CheckResult:
     @property
     def summary(self) -> str:
         if self.code == OK:
-            done = sum(1 for a in self.apps if a.status in ("succeeded", "pruned"))
-            skipped = sum(1 for a in self.apps if a.status == "skipped")
-            return f"OK: night {self.night} complete, {done} apps backed up" + (
-                f", {skipped} skipped (no longer in the registry)" if skipped else ""
+            t = self.tally
+            return (
+                f"OK: night {self.night} complete, {plural(t.succeeded, 'app')} backed up"
+                + (f", {t.skipped} skipped" if t.skipped else "")
+                + (
+                    f", {plural(len(t.history), 'app')} no longer in the registry (not judged)"
+                    if t.history
+                    else ""
+                )
             )
         return f"{self.state}: night {self.night}: " + "; ".join(self.problems)
 
 
-def _names(ids: Sequence[str], limit: int = 5) -> str:
-    shown = ", ".join(ids[:limit])
-    return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+def perfdata(result: CheckResult) -> list[Perf]:
+    """A verdict's numbers for Nagios, over the judged apps: how many, their backups of
+    the night that succeeded and failed, the bytes those stored, and `age`: seconds
+    since the stalest app's latest success (U if one never succeeded), critical past
+    --max-age."""
+    t = result.tally
+    return [
+        Perf("apps", t.apps),
+        Perf("succeeded", t.succeeded),
+        Perf("failed", t.failed),
+        Perf("bytes", t.bytes, "B"),
+        Perf(
+            "age",
+            None if result.age is None else round(result.age),
+            "s",
+            crit=str(round(result.max_age)),
+        ),
+    ]
 
 
 def evaluate(
@@ -72,19 +106,27 @@ def evaluate(
     window_open: bool,
     night_row: Mapping[str, Any] | None,
     rows: Sequence[Mapping[str, Any]],
-    enabled_apps: Sequence[str],
+    judged: Judged,
     last_successes: Mapping[str, Mapping[str, Any]],
     now: datetime,
     max_age: float,
 ) -> CheckResult:
-    """Judge one night from its ledger rows and the registry's enabled apps."""
-    result = CheckResult(OK, night)
+    """Judge one night from its ledger rows, over the judged apps (the registry's
+    enabled ones); rows of other apps are listed as history and change nothing."""
+    result = CheckResult(OK, night, tally=tally(rows, judged), max_age=max_age)
     critical: list[str] = []
     warning: list[str] = []
     by_app = {str(row["app_id"]): row for row in rows}
-    enabled = set(enabled_apps)
+    ours = {a: r for a, r in by_app.items() if judged.judges(a)}
 
-    if not enabled:
+    if not judged.from_registry:
+        # The ledger still tells how the night went; an operator must still hear that
+        # tonight's run-nightly will refuse the same registry.
+        warning.append(
+            f"the registry can't be read ({judged.registry_error}): judged the "
+            f"{plural(len(judged.apps), 'app')} the night planned"
+        )
+    elif not judged.apps:
         # run-nightly refuses such a registry; an empty answer is never a good night.
         critical.append("the registry lists no enabled apps")
     if night_row is None:
@@ -94,62 +136,82 @@ def evaluate(
     elif night_row["status"] == "missed":
         critical.append("missed: no run-nightly ran that night")
 
-    failed = sorted(a for a, r in by_app.items() if r["status"] == "failed")
-    stuck = sorted(a for a, r in by_app.items() if r["status"] == "running" and r["lease_expired"])
+    failed = sorted(a for a, r in ours.items() if r["status"] == "failed")
+    stuck = sorted(a for a, r in ours.items() if r["status"] == "running" and r["lease_expired"])
     open_ = sorted(
         a
-        for a, r in by_app.items()
+        for a, r in ours.items()
         if r["status"] in ("pending", "enqueued")
         or (r["status"] == "running" and not r["lease_expired"])
     )
-    unplanned = sorted(a for a in enabled if a not in by_app) if night_row else []
+    unplanned = result.tally.not_in_night if night_row else []
     if failed:
-        critical.append(f"{len(failed)} failed ({_names(failed)})")
+        critical.append(f"{len(failed)} failed ({short_list(failed)})")
     if stuck:
-        critical.append(f"{len(stuck)} stuck running past their lease ({_names(stuck)})")
+        critical.append(f"{len(stuck)} stuck running past their lease ({short_list(stuck)})")
     if open_:
         if window_open:
             warning.append(f"still running inside its window, {len(open_)} not done yet")
         else:
-            critical.append(f"{len(open_)} not done after the window closed ({_names(open_)})")
+            critical.append(f"{len(open_)} not done after the window closed ({short_list(open_)})")
     if unplanned:
         (warning if window_open else critical).append(
-            f"{len(unplanned)} enabled apps not in this night ({_names(unplanned)})"
+            f"{plural(len(unplanned), 'enabled app')} not in this night ({short_list(unplanned)})"
         )
 
     failed_set, stuck_set, open_set = set(failed), set(stuck), set(open_)
     too_old: list[str] = []
-    for app_id in sorted(enabled | set(by_app)):
+    ages: list[float | None] = []
+    for app_id in sorted(judged.apps):
         row = by_app.get(app_id)
-        last = last_successes.get(app_id)
-        last_at = last["finished_at"] if last else None
-        verdict = AppVerdict(
-            app_id,
-            str(row["status"]) if row else "missing",
-            int(row["attempts"]) if row else 0,
-            last_at,
-        )
+        verdict = _verdict(app_id, row, last_successes, judged)
+        last_at = verdict.last_success
+        age = None if last_at is None else (now - last_at).total_seconds()
+        ages.append(age)
         in_progress = window_open and app_id in open_set  # judged once its window closes
-        stale = last_at is None or (now - last_at).total_seconds() > max_age
-        if app_id in enabled and stale and not in_progress:
+        if (age is None or age > max_age) and not in_progress:
             too_old.append(app_id)
             verdict.problem = "no success " + (
-                "ever"
-                if last_at is None
-                else f"for {format_duration((now - last_at).total_seconds())}"
+                "ever" if age is None else f"for {format_duration(age)}"
             )
-        if row is not None and row["status"] == "skipped":
-            verdict.note = str(row["error"] or "skipped")
         if app_id in failed_set:
             verdict.problem = f"failed: {row['error'] if row else ''}"
         elif app_id in stuck_set:
             verdict.problem = "stuck: its process died and the lease expired"
         result.apps.append(verdict)
+    for app_id in result.tally.history:
+        result.apps.append(_verdict(app_id, by_app[app_id], last_successes, judged))
     if too_old:
         critical.append(
-            f"{len(too_old)} with no success within {format_duration(max_age)} ({_names(too_old)})"
+            f"{len(too_old)} with no success within {format_duration(max_age)} "
+            f"({short_list(too_old)})"
         )
+    if ages and None not in ages:
+        result.age = max(a for a in ages if a is not None)
 
     result.problems = critical + warning
     result.code = CRITICAL if critical else WARNING if warning else OK
     return result
+
+
+def _verdict(
+    app_id: str,
+    row: Mapping[str, Any] | None,
+    last_successes: Mapping[str, Mapping[str, Any]],
+    judged: Judged,
+) -> AppVerdict:
+    """An app's line before any problem is found: its row, latest success, standing."""
+    last = last_successes.get(app_id)
+    verdict = AppVerdict(
+        app_id,
+        str(row["status"]) if row else "missing",
+        int(row["attempts"]) if row else 0,
+        last["finished_at"] if last else None,
+        registry=judged.standing(app_id),
+        history=judged.history_reason(app_id),
+    )
+    if row is not None and (row["status"] == "skipped" or not verdict.judged) and row["error"]:
+        verdict.note = str(row["error"])
+    elif row is not None and row["status"] == "skipped":
+        verdict.note = "skipped"
+    return verdict

@@ -35,6 +35,15 @@ def _opt_str(value: Any) -> str | None:
     return None if value in (None, "") else _str(value)
 
 
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"must be true or false, got {value!r}")
+    return text in ("true", "1", "yes")
+
+
 def _positive_int(value: Any) -> int:
     return _int_at_least(value, 1)
 
@@ -180,6 +189,7 @@ KEYS: tuple[Key, ...] = (
         "folder of the embedded ledger (and of backups when storage is unset); "
         "empty: the XDG state directory",
     ),
+    Key(None, "pg_embedded", _bool, True, "also use the embedded Postgres's pg_dump/pg_restore"),
     Key("run", "mode", _mode, "direct", "direct: back up here; enqueue: send to workers"),
     Key("run", "parallel", _positive_int, 4, "backups at once"),
     Key("run", "max_attempts", _positive_int, 3, "attempts per backup per night"),

@@ -139,7 +139,9 @@ class Executor:
             return self._fail(claim, started, error, secrets)
 
         uri = storage.uri(stored.key)
-        if not self._ledger.finish_succeeded(claim, self._owner, uri, stored.size, stored.sha256):
+        if not self._ledger.finish_succeeded(
+            claim, self._owner, uri, stored.size, stored.sha256, written_by=stored.written_by
+        ):
             # Fenced: another process owns this backup now (finish_succeeded has made
             # sure the row does not point here). Leave no second artifact.
             discard_safely(storage, claim, only=stored.key)

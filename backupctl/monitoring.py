@@ -316,7 +316,7 @@ def write_metrics(
     night_rows: Sequence[Mapping[str, Any]],
     last_successes: Mapping[str, Mapping[str, Any]],
     night_status: str | None,
-    app_ids: Iterable[str] = (),
+    app_ids: Iterable[str] | None = None,
     nights: Sequence[Mapping[str, Any]] | None = None,
     now: float | None = None,
 ) -> bool:
@@ -324,9 +324,11 @@ def write_metrics(
 
     `night_rows` are `Ledger.night_backups(run_date)`, `last_successes` is
     `Ledger.last_successes(ids)`, `night_status` is the night's `nightly_runs` status
-    (None if it has no row). Apps in `app_ids` or `night_rows` that never succeeded get a
-    last-success timestamp of 0. `nights` (optional, `Ledger.list_nights(n)`) adds the
-    newest complete night. Returns whether the file was written; never raises.
+    (None if it has no row). `app_ids` are the apps judged, the registry's enabled ones
+    (None: the night's planned apps): each gets its last-success timestamp, 0 if it never
+    succeeded. Apps that left the registry get none, so an alert on the timestamp's age
+    forgets them. `nights` (optional, `Ledger.list_nights(n)`) adds the newest complete
+    night. Returns whether the file was written; never raises.
     """
     try:
         _write_metrics(
@@ -353,7 +355,7 @@ def _write_metrics(
     night_rows: Sequence[Mapping[str, Any]],
     last_successes: Mapping[str, Mapping[str, Any]],
     night_status: str | None,
-    app_ids: Iterable[str],
+    app_ids: Iterable[str] | None,
     nights: Sequence[Mapping[str, Any]] | None,
     now: float,
 ) -> None:
@@ -364,12 +366,14 @@ def _write_metrics(
 
     last = Gauge(
         "backupctl_last_success_timestamp_seconds",
-        "Unix time the app's latest succeeded backup (nightly or ad hoc) finished; 0: never.",
+        "Unix time the app's latest succeeded backup (nightly or ad hoc) finished; 0: never. "
+        "Only apps enabled in the registry.",
         ["app"],
         registry=registry,
     )
-    apps = {*app_ids, *(str(row["app_id"]) for row in rows), *last_successes}
-    for app in sorted(apps):
+    if app_ids is None:  # a skipped row's app had left the registry
+        app_ids = (str(row["app_id"]) for row in rows if row["status"] != "skipped")
+    for app in sorted(set(app_ids)):
         success = last_successes.get(app)
         finished = success.get("finished_at") if success else None
         last.labels(app=app).set(_timestamp(finished) if isinstance(finished, datetime) else 0)

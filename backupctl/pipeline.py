@@ -42,6 +42,7 @@ class Stored:
     key: str
     size: int
     sha256: str
+    written_by: str | None = None  # the program that wrote the dump, e.g. "pg_dump 16.2"
 
 
 def dump_to_storage(
@@ -52,8 +53,10 @@ def dump_to_storage(
         hashing = _Hashing(upload)
         compressor = zstandard.ZstdCompressor(compression_params=COMPRESSION)
         with compressor.stream_writer(cast(IO[bytes], hashing), closefd=False) as zst:
-            kind.dump(app, zst, cancel)
+            written_by = kind.dump(app, zst, cancel)
         # A cancel that arrived while the dump finished must still stop the publish.
         cancel.check()
         upload.set_sha256(hashing.sha256.hexdigest())
-    return Stored(key=key, size=hashing.size, sha256=hashing.sha256.hexdigest())
+    return Stored(
+        key=key, size=hashing.size, sha256=hashing.sha256.hexdigest(), written_by=written_by
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -12,17 +13,33 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 import zstandard
 
 from backupctl.atomic import create_temp, publish_new
 from backupctl.errors import BackupctlError, BackupFailed, UsageError
 from backupctl.kinds import kind_of_artifact
-from backupctl.kinds.postgres import find_program, libpq_env, pg_restore_argv, split_password
+from backupctl.kinds.pgarchive import HEADER_SIZE, archive_format
+from backupctl.kinds.pgconnect import (
+    Unreachable,
+    connect,
+    create_database,
+    database_exists,
+    drop_database,
+    is_empty,
+)
+from backupctl.kinds.pgtools import PgTools, Tool, choose_pg_restore, major_of_recorded
+from backupctl.kinds.postgres import libpq_env, pg_restore_argv, split_password
 from backupctl.redact import redact_text, redact_url
 from backupctl.storage import Storages
+
+if TYPE_CHECKING:
+    from backupctl.ledger import Ledger
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 
@@ -41,6 +58,8 @@ class Artifact:
     uri: str
     size: int
     sha256: str
+    written_by: str | None = None  # "pg_dump 16.2"; None for other kinds and older rows
+    run_date: date | None = None
 
     @property
     def kind(self) -> str:
@@ -55,7 +74,38 @@ def artifact_from_row(row: dict[str, Any] | None, what: str) -> Artifact:
         raise UsageError(
             f"the backup for {what} is {row['status']}, not succeeded: nothing to restore"
         )
-    return Artifact(row["id"], row["app_id"], row["artifact_uri"], row["size_bytes"], row["sha256"])
+    return Artifact(
+        row["id"],
+        row["app_id"],
+        row["artifact_uri"],
+        row["size_bytes"],
+        row["sha256"],
+        row.get("written_by"),
+        row.get("run_date"),
+    )
+
+
+def choose_artifact(
+    ledger: Ledger, app_id: str, run_date: date | None, backup_id: int | None
+) -> Artifact:
+    """The backup to restore: an ad-hoc one by id, a night's, or (neither given) the
+    app's latest succeeded nightly backup."""
+    if backup_id is not None:
+        row = ledger.backup_by_id(backup_id)
+        if row is not None and (row["app_id"] != app_id or row["trigger"] != "adhoc"):
+            row = None
+        return artifact_from_row(row, f"app {app_id!r}, ad-hoc backup {backup_id}")
+    if run_date is not None:
+        return artifact_from_row(
+            ledger.nightly_artifact(app_id, run_date), f"app {app_id!r} on {run_date}"
+        )
+    row = ledger.latest_nightly_succeeded(app_id)
+    if row is None:
+        raise UsageError(
+            f"no succeeded nightly backup of app {app_id!r} is recorded: "
+            "name one with --date D or --adhoc ID"
+        )
+    return artifact_from_row(row, f"app {app_id!r}")
 
 
 class _Checked:
@@ -118,51 +168,165 @@ def _copy(reader: BinaryIO, write: Callable[[bytes], object]) -> None:
         raise RestoreFailed(f"the artifact is corrupt: {exc}") from None
 
 
+def _quiet(_line: str) -> None:
+    pass
+
+
 def restore_artifact(
-    storages: Storages, artifact: Artifact, target: str, *, clean: bool, pg_bin_dir: str | None
+    storages: Storages,
+    artifact: Artifact,
+    target: str,
+    *,
+    clean: bool,
+    pg_tools: PgTools | None = None,
+    create: bool = True,
+    say: Callable[[str], None] = _quiet,
 ) -> str:
-    """Verify, then restore `artifact` into `target`; return a one-line description."""
+    """Verify, then restore `artifact` into `target`; return a one-line description.
+
+    postgres: with a pg_restore from `pg_tools` that reads the archive, into a database
+    that is created when it does not exist (unless not `create`). `say` hears what
+    the restore did on the way ("created database newdb")."""
     verify_artifact(storages, artifact)  # refuse a damaged artifact before touching the target
     if artifact.kind == "postgres":
-        return _restore_postgres(storages, artifact, target, clean, pg_bin_dir)
+        return _restore_postgres(
+            storages, artifact, target, clean, pg_tools or PgTools(), create, say
+        )
     if artifact.kind == "files":
         return _restore_files(storages, artifact, Path(target))
     return _restore_output(storages, artifact, target)
 
 
-def _database_is_empty(conninfo: str, password: str | None) -> bool:
-    import psycopg
+def _head(storages: Storages, artifact: Artifact, size: int) -> bytes:
+    """The first `size` bytes of the artifact's data (fewer if it is shorter)."""
+    head = b""
+    with _plain_stream(storages, artifact) as (reader, _checked):
+        try:
+            while len(head) < size and (chunk := reader.read(size - len(head))):
+                head += chunk
+        except zstandard.ZstdError:
+            return b""
+    return head
 
+
+def pg_restore_for(storages: Storages, artifact: Artifact, tools: PgTools) -> Tool:
+    """A pg_restore that can read the artifact: of the major version of the pg_dump
+    recorded with it (or newer); for a backup without one, as new as its archive
+    header's format needs. RestoreFailed naming what is needed when none fits."""
     try:
-        with psycopg.connect(conninfo, password=password, connect_timeout=10) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')"
-                " AND n.nspname NOT LIKE 'pg\\_toast%%' AND c.relkind IN ('r','p','v','m','S','f')"
-            ).fetchone()
-    except psycopg.OperationalError as exc:
-        raise RestoreFailed(
-            f"cannot connect to the target database: {redact_text(str(exc))}"
-        ) from None
-    return row is not None and row[0] == 0
+        found = tools.find("pg_restore")
+        major = major_of_recorded(artifact.written_by)
+        if major is not None:
+            why = f"this backup was written by pg_dump {major}"
+            return choose_pg_restore(found, major, range(major, major + 1), why)
+        fmt = archive_format(_head(storages, artifact, HEADER_SIZE))
+        readers = fmt.readers() if fmt is not None else None
+        if fmt is None or readers is None:
+            # A format this table does not know: the newest may read it, else its
+            # own error says why.
+            return choose_pg_restore(found, 0, range(0), "")
+        need, writers = readers
+        why = f"this backup's archive (format {fmt}) needs pg_restore {need} or newer"
+        return choose_pg_restore(found, need, writers, why)
+    except BackupFailed as exc:
+        raise RestoreFailed(str(exc)) from None
+
+
+def _missing_database(conninfo: str, password: str | None) -> str | None:
+    """The name of the target database if the server is there but the database is
+    not (asked through the maintenance database); None otherwise."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    dbname = conninfo_to_dict(conninfo).get("dbname")
+    if not dbname:
+        return None
+    try:
+        return None if database_exists(conninfo, password, str(dbname)) else str(dbname)
+    except Unreachable:
+        return None
+
+
+def _prepare_database(
+    conninfo: str,
+    password: str | None,
+    dsn: str,
+    clean: bool,
+    create: bool,
+    say: Callable[[str], None],
+) -> str | None:
+    """Make sure the target database exists and may be restored into; return its
+    name when this restore created it."""
+    try:
+        with connect(conninfo, password) as conn:
+            empty = is_empty(conn)
+    except Unreachable as exc:
+        dbname = _missing_database(conninfo, password)
+        if dbname is None:
+            raise RestoreFailed(f"cannot connect to the target database: {exc}") from None
+        if not create:
+            raise UsageError(
+                f"the target database {dbname} does not exist (--no-create): "
+                "create it first, or restore without --no-create"
+            ) from None
+        try:
+            made = create_database(conninfo, password, dbname)
+        except BackupFailed as failed:
+            raise RestoreFailed(str(failed)) from None
+        if not made:  # created by someone else meanwhile: it is theirs, check it
+            return _prepare_database(conninfo, password, dsn, clean, False, say)
+        say(f"created database {dbname}")
+        return dbname
+    if not clean and not empty:
+        raise UsageError(
+            f"the target database {redact_url(dsn)} is not empty: "
+            "restore into an empty database, or pass --clean to replace what it holds"
+        )
+    return None
 
 
 def _restore_postgres(
-    storages: Storages, artifact: Artifact, dsn: str, clean: bool, pg_bin_dir: str | None
+    storages: Storages,
+    artifact: Artifact,
+    dsn: str,
+    clean: bool,
+    tools: PgTools,
+    create: bool,
+    say: Callable[[str], None],
 ) -> str:
     try:
         conninfo, password = split_password(dsn)
     except BackupFailed as exc:
         raise UsageError(f"--to: {exc}") from None
-    if not clean and not _database_is_empty(conninfo, password):
-        raise UsageError(
-            f"the target database {redact_url(dsn)} is not empty: "
-            "restore into an empty database, or pass --clean to replace what it holds"
-        )
+    # Chosen first: a restore that cannot run must not create a database.
+    tool = pg_restore_for(storages, artifact, tools)
+    log.info("restoring with pg_restore %s (%s)", tool.version, tool.folder)
+    created = _prepare_database(conninfo, password, dsn, clean, create, say)
     try:
-        argv = pg_restore_argv(find_program("pg_restore", pg_bin_dir), conninfo, clean)
-    except BackupFailed as exc:
-        raise RestoreFailed(str(exc)) from None
+        _run_pg_restore(storages, artifact, tool, conninfo, password, dsn, clean)
+    except BaseException:
+        if created is not None:  # leave the server as it was: without that database
+            try:
+                drop_database(conninfo, password, created)
+                say(f"dropped database {created} again: the restore into it failed")
+            except BackupFailed as exc:
+                log.warning("could not drop database %s again: %s", created, exc)
+        raise
+    return (
+        f"restored {artifact.app_id} (backup {artifact.backup_id}) into {redact_url(dsn)}"
+        f" with pg_restore {tool.version}"
+    )
+
+
+def _run_pg_restore(
+    storages: Storages,
+    artifact: Artifact,
+    tool: Tool,
+    conninfo: str,
+    password: str | None,
+    dsn: str,
+    clean: bool,
+) -> None:
+    argv = pg_restore_argv(tool.path, conninfo, clean)
     # stderr goes to a file: a pipe nobody reads could fill and stall pg_restore.
     with tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen(
@@ -189,8 +353,10 @@ def _restore_postgres(
         stderr.seek(0)
         tail = stderr.read().decode("utf-8", "replace").strip()[-2000:]
     if code != 0:
-        raise RestoreFailed(f"pg_restore exited with status {code}: {redact_text(tail, [dsn])}")
-    return f"restored {artifact.app_id} (backup {artifact.backup_id}) into {redact_url(dsn)}"
+        # One line, as every error: pg_restore's lines joined.
+        tail = " | ".join(line.strip() for line in tail.splitlines() if line.strip())
+        shown = redact_text(tail, [dsn, password or ""])
+        raise RestoreFailed(f"pg_restore exited with status {code}: {shown}")
 
 
 def _safe_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:

@@ -1,7 +1,8 @@
-"""Small helpers for messages: counted nouns and lists kept short."""
+"""Small helpers for messages: counted nouns, lists kept short, text on one line."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 # Words whose plural is not word + "s".
@@ -25,3 +26,15 @@ def short_list(names: Sequence[str], total: int | None = None, limit: int = 5) -
     shown = ", ".join(names[:limit])
     hidden = total - min(len(names), limit)
     return shown + (f" and {hidden} more" if hidden > 0 else "")
+
+
+_BREAK_CHARS = "\r\n\v\f\x85\u2028\u2029"
+_BREAKS = re.compile(f"[{_BREAK_CHARS}]+")
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\t]+")
+
+
+def one_line(text: str) -> str:
+    """`text` on one line: line breaks become "; ", other control characters a space
+    (an error may carry a program's whole stderr tail)."""
+    text = _BREAKS.sub("; ", text.strip(_BREAK_CHARS))
+    return _CONTROLS.sub(" ", text).rstrip()

@@ -134,17 +134,19 @@ class RestartablePostgres:
     """A Postgres of its own on 127.0.0.1 that a test or the fault suite can stop,
     start and restart with pg_ctl, as a managed database's maintenance would.
 
-    It uses the binaries pgserver ships. As root it runs as the `pgserver` system
-    user (Postgres refuses root), which pgserver itself creates. Use it as a
-    context manager: the server is stopped and its folder removed at the end.
+    It uses the binaries pgserver ships, or those in `bin_dir` (another major
+    version: /usr/lib/postgresql/15/bin on Debian). As root it runs as the
+    `pgserver` system user (Postgres refuses root), which pgserver itself creates.
+    Use it as a context manager: the server is stopped and its folder removed at
+    the end.
     """
 
-    def __init__(self, prefix: str = "backupctl-pg-") -> None:
+    def __init__(self, prefix: str = "backupctl-pg-", bin_dir: str | Path | None = None) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from pgserver._commands import POSTGRES_BIN_PATH
 
-        self.bin = Path(POSTGRES_BIN_PATH)
+        self.bin = Path(bin_dir or POSTGRES_BIN_PATH)
         self._tmp = tempfile.TemporaryDirectory(prefix=prefix)
         self.root = Path(self._tmp.name)
         self.pgdata = self.root / "pgdata"

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 import click
 
 from backupctl.cli import cli
 from backupctl.cli.common import parse_date, parse_duration_option, settings_from
-from backupctl.cli.render import emit_json
+from backupctl.cli.render import emit_json, judged_json
 from backupctl.durations import format_duration
 from backupctl.errors import BackupctlError
+from backupctl.redact import redact_text
+
+if TYPE_CHECKING:
+    from backupctl.checks import AppVerdict
 
 
 @cli.command("check")
@@ -35,25 +40,32 @@ from backupctl.errors import BackupctlError
 def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bool) -> None:
     """Monitoring: is the night complete? A dead-man's switch for Nagios, Icinga, cron.
 
+    It judges the enabled apps of the registry; rows of apps that left it (removed
+    or disabled) are shown as history and change nothing. If the registry can't be
+    read, the apps the night planned are judged instead, and the state is at least
+    WARNING.
+
     \b
     Exit codes and first line:
       0 OK        the night is complete
-      1 WARNING   the night is still running inside its window
+      1 WARNING   the night is still running inside its window, or the registry
+                  can't be read
       2 CRITICAL  a backup failed, the night is missing or missed, a backup is stuck
                   running past its lease, or an enabled app had no success within --max-age
-      3 UNKNOWN   the ledger (or the configuration) can't be read
+      3 UNKNOWN   the ledger or the configuration can't be read
 
     \b
     Example:
       backupctl check --max-age 30h
     """
-    from backupctl.checks import UNKNOWN, evaluate, night_to_check
+    from backupctl.checks import UNKNOWN, evaluate, night_to_check, perfdata
+    from backupctl.nagios import plugin_output
 
     try:
         settings = settings_from(ctx)
         from backupctl.context import load_apps, open_ledger
+        from backupctl.judged import load_judged
 
-        apps = [app.id for app in load_apps(settings) if app.enabled]
         ledger = open_ledger(settings)
         now = ledger.now()
         if run_date is None:
@@ -62,13 +74,17 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
             )
         else:
             night, window_open = run_date, False
+        rows = ledger.night_backups(night)
+        # An unreadable registry: judged from the ledger (the night's planned apps).
+        judged = load_judged(lambda: load_apps(settings), lambda: rows)
+        shown = sorted(judged.apps | {str(row["app_id"]) for row in rows})
         result = evaluate(
             night=night,
             window_open=window_open,
             night_row=ledger.get_night(night),
-            rows=ledger.night_backups(night),
-            enabled_apps=apps,
-            last_successes=ledger.last_successes(apps),
+            rows=rows,
+            judged=judged,
+            last_successes=ledger.last_successes(shown),
             now=now,
             max_age=max_age,
         )
@@ -77,7 +93,7 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
         if as_json:
             emit_json("check", {"state": "UNKNOWN", "code": UNKNOWN, "summary": message})
         else:
-            click.echo(f"UNKNOWN: {message}")
+            click.echo(plugin_output(f"UNKNOWN: {message}", [], []))
         ctx.exit(UNKNOWN)
     if as_json:
         emit_json(
@@ -96,19 +112,35 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
                         "last_success": a.last_success,
                         "problem": a.problem,
                         "note": a.note,
+                        "judged": a.judged,
+                        "registry": a.registry,
+                        "history": a.history,
                     }
                     for a in result.apps
                 ],
+                "judged": judged_json(judged, result.tally),
+                "age_s": result.age,
             },
         )
     else:
-        click.echo(result.summary)
-        for a in result.apps:
-            age = (
-                f"last success {format_duration((now - a.last_success).total_seconds())} ago"
-                if a.last_success
-                else "never succeeded"
-            )
-            detail = a.problem or a.note
-            click.echo(f"  {a.app_id}: {a.status}, {age}" + (f" - {detail}" if detail else ""))
+        lines = [_app_line(a, now) for a in result.apps]
+        click.echo(plugin_output(result.summary, perfdata(result), lines))
     ctx.exit(result.code)
+
+
+def _app_line(a: AppVerdict, now: datetime) -> str:
+    """One app's line: its status, latest success and problem; or why it is history."""
+    from backupctl.nagios import clean
+
+    age = (
+        f"last success {format_duration((now - a.last_success).total_seconds())} ago"
+        if a.last_success
+        else None
+    )
+    if a.judged:
+        parts = [a.status, age or "never succeeded"]
+    else:
+        parts = [a.status, f"{a.history}, not judged", *([age] if age else [])]
+    line = f"  {a.app_id}: " + ", ".join(parts)
+    detail = a.problem or a.note
+    return line + (f" - {clean(redact_text(detail))}" if detail else "")

@@ -14,6 +14,7 @@ import click
 
 if TYPE_CHECKING:
     from backupctl.executor import Outcome
+    from backupctl.judged import Judged, Tally
 
 JSON_SCHEMA_VERSION = 1
 
@@ -57,6 +58,25 @@ def emit_json(kind: str, payload: dict[str, Any]) -> None:
     """Print one JSON document with its schema version and kind."""
     doc = {"schema_version": JSON_SCHEMA_VERSION, "kind": kind, **payload}
     click.echo(json.dumps(doc, default=_default, indent=2, sort_keys=False))
+
+
+def judged_json(judged: Judged, tally: Tally) -> dict[str, Any]:
+    """The "judged" object of check's and status's JSON: which apps were judged (the
+    registry's enabled ones, or the night's planned ones if it could not be read) and
+    the night counted over them."""
+    return {
+        "source": "registry" if judged.from_registry else "planned",
+        "registry_error": judged.registry_error,
+        "apps": tally.apps,
+        "planned": tally.planned,
+        "succeeded": tally.succeeded,
+        "failed": tally.failed,
+        "skipped": tally.skipped,
+        "open": tally.open,
+        "bytes": tally.bytes,
+        "not_in_night": tally.not_in_night,
+        "history": tally.history,
+    }
 
 
 def table(title: str | None, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:

@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import os
 from datetime import date
-from typing import TYPE_CHECKING
 
 import click
 
 from backupctl.cli import cli
 from backupctl.cli.common import parse_date, recorded, settings_from
 from backupctl.errors import UsageError
-
-if TYPE_CHECKING:
-    from backupctl.config import Settings
-    from backupctl.ledger import Ledger
 
 
 def _target(value: str) -> str:
@@ -34,7 +29,8 @@ def _target(value: str) -> str:
     "run_date",
     callback=parse_date,
     metavar="YYYY-MM-DD",
-    help="The night whose backup to restore.",
+    help="The night whose backup to restore [default: the latest night with a succeeded "
+    "backup of APP].",
 )
 @click.option(
     "--adhoc",
@@ -56,6 +52,11 @@ def _target(value: str) -> str:
     is_flag=True,
     help="postgres: drop and recreate objects in a database that is not empty.",
 )
+@click.option(
+    "--no-create",
+    is_flag=True,
+    help="postgres: refuse a target database that does not exist (by default restore creates it).",
+)
 @click.pass_context
 def restore(
     ctx: click.Context,
@@ -64,51 +65,52 @@ def restore(
     backup_id: int | None,
     target: str,
     clean: bool,
+    no_create: bool,
 ) -> None:
     """Restore one app's backup, checking its sha256 before and while it streams.
 
-    A damaged artifact (checksum mismatch) is refused: exit 1, nothing restored.
+    Without --date or --adhoc: the app's latest succeeded nightly backup, named on
+    stderr first. A damaged artifact (checksum mismatch) is refused: exit 1, nothing
+    restored. postgres: a target database that does not exist is created (said on
+    stderr); pg_restore is chosen to read what the backup's pg_dump wrote.
 
     \b
     Examples:
+      backupctl restore shop --to postgresql://localhost/shop_restored
       backupctl restore shop --date 2026-11-28 --to postgresql://localhost/shop_restored
       backupctl restore shop --date 2026-11-28 --to env:RESTORE_DSN --clean
+      backupctl restore shop --to postgresql://localhost/shop_empty --no-create
       backupctl restore wiki-uploads --date 2026-11-28 --to /srv/restore/wiki
       backupctl restore crm --adhoc 4711 --to -
     """
-    if (run_date is None) == (backup_id is None):
-        raise click.UsageError("give exactly one of --date D or --adhoc ID")
+    if run_date is not None and backup_id is not None:
+        raise click.UsageError("give --date D or --adhoc ID, not both")
     settings = settings_from(ctx)
-    from backupctl.context import open_ledger
+    from backupctl.context import open_ledger, open_storages, pg_tools
+    from backupctl.restore import choose_artifact, restore_artifact
+
+    quiet = bool(ctx.obj.get("quiet"))
+
+    def say(line: str) -> None:
+        if not quiet:
+            click.echo(line, err=True)
 
     ledger = open_ledger(settings)
     with recorded(ledger, "restore", run_date) as exit_code:
-        message = _restore(ledger, settings, app_id, run_date, backup_id, _target(target), clean)
+        artifact = choose_artifact(ledger, app_id, run_date, backup_id)
+        if run_date is None and backup_id is None:
+            say(
+                f"restoring the latest nightly backup of {app_id}: "
+                f"night {artifact.run_date}, backup {artifact.backup_id}"
+            )
+        message = restore_artifact(
+            open_storages(settings),
+            artifact,
+            _target(target),
+            clean=clean,
+            pg_tools=pg_tools(settings),
+            create=not no_create,
+            say=say,
+        )
         exit_code[0] = 0
     click.echo(message, err=target == "-")
-
-
-def _restore(
-    ledger: Ledger,
-    settings: Settings,
-    app_id: str,
-    run_date: date | None,
-    backup_id: int | None,
-    target: str,
-    clean: bool,
-) -> str:
-    from backupctl.context import open_storages
-    from backupctl.restore import artifact_from_row, restore_artifact
-
-    if backup_id is not None:
-        row = ledger.backup_by_id(backup_id)
-        if row is not None and (row["app_id"] != app_id or row["trigger"] != "adhoc"):
-            row = None
-        artifact = artifact_from_row(row, f"app {app_id!r}, ad-hoc backup {backup_id}")
-    else:
-        assert run_date is not None
-        row = ledger.nightly_artifact(app_id, run_date)
-        artifact = artifact_from_row(row, f"app {app_id!r} on {run_date}")
-    return restore_artifact(
-        open_storages(settings), artifact, target, clean=clean, pg_bin_dir=settings.pg_bin_dir
-    )

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from backupctl.cli import cli
 from backupctl.cli.common import parse_date, settings_from
-from backupctl.cli.render import emit_json, human_size, table
+from backupctl.cli.render import emit_json, human_size, judged_json, table
 from backupctl.durations import format_duration
 from backupctl.errors import UsageError
 from backupctl.redact import redact_text
+from backupctl.wording import one_line, plural, short_list
+
+if TYPE_CHECKING:
+    from backupctl.judged import Tally
 
 
 def _row_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -50,13 +54,17 @@ def _status_word(row: dict[str, Any]) -> str:
 def status(ctx: click.Context, run_date: date | None, as_json: bool) -> None:
     """Show one night, app by app: status, attempts, duration, size and error.
 
+    The summary counts the enabled apps of the registry; backups of apps that left
+    it (removed or disabled) are listed apart, as history.
+
     \b
     Example:
       backupctl status
       backupctl status --date 2026-11-28 --json
     """
     settings = settings_from(ctx)
-    from backupctl.context import open_ledger
+    from backupctl.context import load_apps, open_ledger
+    from backupctl.judged import load_judged, tally
 
     ledger = open_ledger(settings)
     night_date = run_date or ledger.latest_night()
@@ -66,6 +74,11 @@ def status(ctx: click.Context, run_date: date | None, as_json: bool) -> None:
     rows = ledger.night_backups(night_date)
     if night is None:
         raise UsageError(f"no night recorded for {night_date}")
+    # status must work at 3 a.m. with a broken registry too: the planned apps stand in.
+    judged = load_judged(lambda: load_apps(settings), lambda: rows)
+    counts = tally(rows, judged)
+    ours = [row for row in rows if judged.judges(str(row["app_id"]))]
+    history = [row for row in rows if not judged.judges(str(row["app_id"]))]
     if as_json:
         emit_json(
             "status",
@@ -83,27 +96,60 @@ def status(ctx: click.Context, run_date: date | None, as_json: bool) -> None:
                         "skipped",
                     )
                 },
-                "backups": [_row_json(row) for row in rows],
+                "backups": [
+                    {
+                        **_row_json(row),
+                        "in_registry": judged.judges(str(row["app_id"]))
+                        if judged.from_registry
+                        else None,
+                        "registry": judged.standing(str(row["app_id"])),
+                    }
+                    for row in rows
+                ],
+                "judged": judged_json(judged, counts),
             },
         )
         return
+    if judged.registry_error:
+        click.echo(
+            f"the registry can't be read ({judged.registry_error}): "
+            "showing the night's apps as planned",
+            err=True,
+        )
+    table(_title(night_date, str(night["status"]), counts), HEADERS, [_cells(r) for r in ours])
+    if history:
+        click.echo()
+        table(
+            f"no longer in the registry ({plural(len(history), 'backup')}, history, not judged):",
+            [HEADERS[0], "registry", *HEADERS[1:]],
+            [[_cells(r)[0], judged.standing(str(r["app_id"])), *_cells(r)[1:]] for r in history],
+        )
+
+
+HEADERS = ["app", "status", "attempts", "duration", "size", "error"]
+
+
+def _title(night_date: date, night_status: str, counts: Tally) -> str:
+    """The night in one line, counted over the judged apps."""
     title = (
-        f"night {night_date}: {night['status']}, {night['succeeded']}/{night['planned']} "
-        f"succeeded, {night['failed']} failed"
-        + (f", {night['skipped']} skipped" if night["skipped"] else "")
+        f"night {night_date}: {night_status}, {counts.succeeded}/{counts.planned} succeeded, "
+        f"{counts.failed} failed" + (f", {counts.skipped} skipped" if counts.skipped else "")
     )
-    table(
-        title,
-        ["app", "status", "attempts", "duration", "size", "error"],
-        [
-            [
-                row["app_id"],
-                _status_word(row),
-                str(row["attempts"]),
-                format_duration(float(row["duration_s"])) if row["duration_s"] is not None else "-",
-                human_size(row["size_bytes"]),
-                redact_text(row["error"] or "")[:200],
-            ]
-            for row in rows
-        ],
-    )
+    if counts.history:
+        title += f"; {plural(len(counts.history), 'app')} no longer in the registry"
+    if counts.not_in_night:
+        missing = counts.not_in_night
+        title += f"; {plural(len(missing), 'app')} of the registry not in this night"
+        title += f" ({short_list(missing)})"
+    return title
+
+
+def _cells(row: dict[str, Any]) -> list[str]:
+    return [
+        row["app_id"],
+        _status_word(row),
+        str(row["attempts"]),
+        format_duration(float(row["duration_s"])) if row["duration_s"] is not None else "-",
+        human_size(row["size_bytes"]),
+        one_line(redact_text(row["error"] or ""))[:200],
+    ]

@@ -18,8 +18,10 @@ class Writer(Protocol):
 class Dumper(Protocol):
     extension: str
 
-    def dump(self, app: App, out: Writer, cancel: CancelToken) -> None:
-        """Write the app's data to `out`; raise BackupFailed on failure."""
+    def dump(self, app: App, out: Writer, cancel: CancelToken) -> str | None:
+        """Write the app's data to `out`; raise BackupFailed on failure. May return
+        which program wrote it ("pg_dump 16.2"), recorded with the backup: what a
+        restore needs to know to read it back."""
 
 
 class Kind(Dumper, Protocol):
@@ -39,6 +41,7 @@ class KindOptions:
     """Settings the kinds take from the configuration and the registry."""
 
     pg_bin_dir: str | None = None
+    pg_embedded: bool = True  # the embedded Postgres's pg_dump/pg_restore as candidates
     hidden_env: frozenset[str] = frozenset()  # every app's secret variable (dsn_env)
 
 
@@ -71,7 +74,11 @@ def kind_for(app: App, options: KindOptions | None = None) -> Kind:
     if app.kind == "postgres":
         from backupctl.kinds.postgres import PostgresKind
 
-        return PostgresKind(app.params.get("pg_bin_dir") or options.pg_bin_dir, options.hidden_env)
+        return PostgresKind(
+            app.params.get("pg_bin_dir") or options.pg_bin_dir,
+            options.hidden_env,
+            embedded=options.pg_embedded,
+        )
     raise ValueError(f"unknown kind {app.kind!r}")
 
 

@@ -1,18 +1,24 @@
-"""Kind `postgres`: pg_dump --format=custom, streamed; the password never in argv."""
+"""Kind `postgres`: pg_dump --format=custom, streamed, by a pg_dump that fits the
+server's version (recorded with the backup); the password never in argv."""
 
 from __future__ import annotations
 
 import logging
 import os
 import shlex
-import shutil
 from collections.abc import Mapping
-from importlib.util import find_spec
-from pathlib import Path
 
 from backupctl.cancel import CancelToken
 from backupctl.errors import BackupFailed
 from backupctl.kinds import Writer, child_environment
+from backupctl.kinds.pgconnect import Unreachable, server_version_num
+from backupctl.kinds.pgtools import (
+    PgTools,
+    Tool,
+    choose_pg_dump,
+    server_version_text,
+)
+from backupctl.kinds.pgtools import embedded_bin_dir as embedded_bin_dir  # re-exported
 from backupctl.kinds.process import stream_stdout
 from backupctl.redact import redact_text
 from backupctl.registry.model import App
@@ -74,60 +80,61 @@ def pg_restore_argv(pg_restore: str, conninfo: str, clean: bool) -> list[str]:
     return [*argv, f"--dbname={conninfo}"]
 
 
-def embedded_bin_dir() -> Path | None:
-    """The bin folder of the PostgreSQL that the pgserver package ships, if installed."""
-    spec = find_spec("pgserver")
-    if spec is None or spec.origin is None:
-        return None
-    folder = Path(spec.origin).parent / "pginstall" / "bin"
-    return folder if folder.is_dir() else None
-
-
-def find_program(name: str, bin_dir: str | None) -> str:
-    """The configured bin dir, else PATH, else the embedded Postgres's binaries."""
-    if bin_dir:
-        candidate = Path(bin_dir) / name
-        if not os.access(candidate, os.X_OK):
-            raise BackupFailed(f"{name} not found in pg_bin_dir {bin_dir}")
-        return str(candidate)
-    found = shutil.which(name)
-    if found:
-        return found
-    embedded = embedded_bin_dir()
-    if embedded is not None and os.access(embedded / name, os.X_OK):
-        return str(embedded / name)
-    raise BackupFailed(f"{name} not found: install the PostgreSQL client tools or set pg_bin_dir")
-
-
 class PostgresKind:
     extension = "pgdump"
 
     def __init__(
-        self, bin_dir: str | None = None, hidden_env: frozenset[str] = frozenset()
+        self,
+        bin_dir: str | None = None,
+        hidden_env: frozenset[str] = frozenset(),
+        embedded: bool = True,
     ) -> None:
-        self._bin_dir = bin_dir
+        self._tools = PgTools(bin_dir, embedded)
         self._hidden_env = hidden_env
 
-    def dump(self, app: App, out: Writer, cancel: CancelToken) -> None:
-        """Stream pg_dump's custom-format archive of the app's database to `out`."""
+    def choose_pg_dump(self, conninfo: str, password: str | None) -> tuple[Tool, int]:
+        """The pg_dump for this source, by its server's major version (and that version)."""
+        tools = self._tools.find("pg_dump")  # a missing program is said before connecting
+        try:
+            version = server_version_num(conninfo, password)
+        except Unreachable as exc:
+            raise BackupFailed(f"cannot connect to the source database: {exc}") from None
+        return choose_pg_dump(tools, version), version
+
+    def dump(self, app: App, out: Writer, cancel: CancelToken) -> str:
+        """Stream pg_dump's custom-format archive of the app's database to `out`;
+        return which pg_dump wrote it ("pg_dump 16.2"), to be recorded with it."""
         conninfo, password = split_password(app_dsn(app))
-        argv = pg_dump_argv(find_program("pg_dump", self._bin_dir), conninfo)
+        tool, version = self.choose_pg_dump(conninfo, password)
+        log.info(
+            "app %s: the source server runs PostgreSQL %s; using pg_dump %s (%s)",
+            app.id,
+            server_version_text(version),
+            tool.version,
+            tool.folder,
+        )
+        argv = pg_dump_argv(tool.path, conninfo)
         shown = ("PGPASSWORD=*** " if password is not None else "") + shlex.join(argv)
         log.debug("app %s: running %s", app.id, shown)
         env = libpq_env(password, child_environment(self._hidden_env))
         stream_stdout(argv, out, cancel, env=env, label="pg_dump")
+        return tool.recorded()
 
     def preflight(self, app: App) -> list[str]:
-        problems = []
         try:
-            find_program("pg_dump", self._bin_dir)
+            conninfo, password = split_password(app_dsn(app))
         except BackupFailed as exc:
-            problems.append(str(exc))
+            problems = [str(exc)]
+            try:
+                self._tools.find("pg_dump")
+            except BackupFailed as missing:
+                problems.insert(0, str(missing))
+            return problems
         try:
-            split_password(app_dsn(app))
+            self.choose_pg_dump(conninfo, password)
         except BackupFailed as exc:
-            problems.append(str(exc))
-        return problems
+            return [str(exc)]
+        return []
 
     def secrets(self, app: App) -> list[str]:
         try:

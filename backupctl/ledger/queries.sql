@@ -216,7 +216,7 @@ WITH done AS (
     UPDATE backups
     SET status = 'succeeded', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
         artifact_uri = %(artifact_uri)s, size_bytes = %(size_bytes)s, sha256 = %(sha256)s,
-        error = NULL
+        written_by = %(written_by)s, error = NULL
     WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s
       AND attempts = %(attempt)s
     RETURNING id
@@ -347,13 +347,21 @@ UPDATE invocations SET finished_at = now(), exit_code = %(exit_code)s
 WHERE id = %(id)s AND finished_at IS NULL;
 
 -- name: nightly_artifact
-SELECT id, app_id, run_date, trigger, status, artifact_uri, size_bytes, sha256
+SELECT id, app_id, run_date, trigger, status, artifact_uri, size_bytes, sha256, written_by
 FROM backups
 WHERE app_id = %(app_id)s AND run_date = %(run_date)s AND trigger = 'nightly';
 
+-- name: latest_nightly_succeeded
+-- What `restore APP` without --date restores (backups_by_app covers it).
+SELECT id, app_id, run_date, trigger, status, artifact_uri, size_bytes, sha256, written_by
+FROM backups
+WHERE app_id = %(app_id)s AND trigger = 'nightly' AND status = 'succeeded'
+ORDER BY run_date DESC
+LIMIT 1;
+
 -- name: backup_by_id
 SELECT b.id, b.app_id, b.run_date, b.trigger, b.status, b.artifact_uri, b.size_bytes,
-       b.sha256, b.attempts, b.extra_attempts,
+       b.sha256, b.written_by, b.attempts, b.extra_attempts,
        extract(epoch FROM b.next_attempt_at - now()) AS retry_in,
        coalesce(n.claim_until <= now(), false) AS claims_closed
 FROM backups AS b

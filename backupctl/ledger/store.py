@@ -234,6 +234,11 @@ class Ledger:
         rows = self._rows("nightly_artifact", app_id=app_id, run_date=run_date)
         return rows[0] if rows else None
 
+    def latest_nightly_succeeded(self, app_id: str) -> dict[str, Any] | None:
+        """The app's succeeded nightly backup of the latest night that has one."""
+        rows = self._rows("latest_nightly_succeeded", app_id=app_id)
+        return rows[0] if rows else None
+
     def backup_by_id(self, backup_id: int) -> dict[str, Any] | None:
         rows = self._rows("backup_by_id", id=backup_id)
         return rows[0] if rows else None
@@ -390,11 +395,19 @@ class Ledger:
         return {(row["id"], row["attempts"]) for row in rows}
 
     def finish_succeeded(
-        self, claim: Claim, owner: str, artifact_uri: str, size_bytes: int, sha256: str
+        self,
+        claim: Claim,
+        owner: str,
+        artifact_uri: str,
+        size_bytes: int,
+        sha256: str,
+        written_by: str | None = None,
     ) -> bool:
-        """Mark the backup succeeded if `owner` still holds this attempt (fencing).
-        True also when this very finish had committed already (an answer lost with
-        the connection): the caller must never delete an artifact the row points to."""
+        """Mark the backup succeeded if `owner` still holds this attempt (fencing),
+        with the program that wrote it (`written_by`, e.g. "pg_dump 16.2"; None for
+        kinds that record none). True also when this very finish had committed
+        already (an answer lost with the connection): the caller must never delete an
+        artifact the row points to."""
         rows = self._rows(
             "finish_succeeded",
             id=claim.id,
@@ -403,6 +416,7 @@ class Ledger:
             artifact_uri=artifact_uri,
             size_bytes=size_bytes,
             sha256=sha256,
+            written_by=written_by,
         )
         return bool(rows)
 

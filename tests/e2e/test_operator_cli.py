@@ -37,7 +37,7 @@ def test_check_is_ok_for_a_complete_night(setup: Setup) -> None:
 
     assert result.returncode == 0, result.stdout
     lines = result.stdout.splitlines()
-    assert lines[0] == f"OK: night {NIGHT} complete, 3 apps backed up"
+    assert lines[0].startswith(f"OK: night {NIGHT} complete, 3 apps backed up")
     assert lines[1].startswith("  cmd-0: succeeded, last success ")
 
 

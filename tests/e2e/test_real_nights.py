@@ -307,10 +307,13 @@ def test_an_app_removed_mid_night_is_skipped_and_the_night_completes(setup: Setu
     assert night_status(setup) == "complete"
     check = setup.cli("check", "--date", NIGHT)
     assert check.returncode == 0, check.stdout
-    assert "1 skipped" in check.stdout
-    assert "broken: skipped" in check.stdout
+    assert "1 app no longer in the registry (not judged)" in check.stdout
+    assert "broken: skipped, no longer in the registry, not judged" in check.stdout
     status_out = setup.cli("status", "--date", NIGHT).stdout
-    assert "1 skipped" in status_out and "skipped" in status_out
+    assert "1 app no longer in the registry" in status_out.splitlines()[0]
+    assert ["broken", "removed", "skipped"] in [
+        line.split()[:3] for line in status_out.splitlines()
+    ]
     runs = setup.cli("runs", "--json").stdout
     assert json.loads(runs)["nights"][0]["skipped"] == 1
 
@@ -348,7 +351,7 @@ def test_a_worker_never_runs_nor_skips_an_app_it_does_not_know_the_planner_skips
     worker = setup.cli("worker", "--once", **env)
 
     assert worker.returncode == 0, worker.stdout + worker.stderr
-    assert "1 messages for apps not in this registry handed back" in worker.stdout
+    assert "1 message for apps not in this registry handed back" in worker.stdout
     assert rows_of(setup, NIGHT) == {"stays": ("succeeded", 1), "goes": ("enqueued", 0)}
     assert sqs.count() == 1  # handed back, not deleted
 

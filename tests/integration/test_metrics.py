@@ -199,6 +199,38 @@ def test_metrics_from_a_real_ledger(ledger: Ledger, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["backupctl.prom"]
 
 
+def test_apps_that_left_the_registry_get_no_last_success_not_even_zero(tmp_path: Path) -> None:
+    path = tmp_path / "backupctl.prom"
+    done = datetime(2026, 11, 28, 1, 30, tzinfo=UTC)
+    rows = [row("shop", "succeeded", size_bytes=10), row("gone", "failed"), row("old", "skipped")]
+    last = {"shop": {"finished_at": done}, "gone": {"finished_at": done}}
+
+    # The registry's enabled apps: shop, and new (never backed up yet).
+    assert write_metrics(
+        path,
+        run_date=NIGHT,
+        night_rows=rows,
+        last_successes=last,
+        night_status="incomplete",
+        app_ids=["shop", "new"],
+    )
+    samples, _ = read_metrics(path)
+    assert by_label(samples, "backupctl_last_success_timestamp_seconds") == {
+        "shop": done.timestamp(),
+        "new": 0,
+    }
+
+    # Without the registry's apps, the night's planned ones (a skipped row's app had left).
+    assert write_metrics(
+        path, run_date=NIGHT, night_rows=rows, last_successes=last, night_status="incomplete"
+    )
+    samples, _ = read_metrics(path)
+    assert by_label(samples, "backupctl_last_success_timestamp_seconds") == {
+        "shop": done.timestamp(),
+        "gone": done.timestamp(),
+    }
+
+
 @pytest.mark.parametrize("where", ["missing-dir/backupctl.prom", "a-directory"])
 def test_a_metrics_file_that_cannot_be_written_logs_a_warning_and_does_not_raise(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, where: str

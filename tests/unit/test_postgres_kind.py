@@ -8,10 +8,10 @@ import pytest
 
 from backupctl.errors import BackupFailed
 from backupctl.kinds import kind_of_artifact
+from backupctl.kinds.pgtools import PgTools
 from backupctl.kinds.postgres import (
     PostgresKind,
     app_dsn,
-    find_program,
     libpq_env,
     pg_dump_argv,
     pg_restore_argv,
@@ -89,21 +89,41 @@ def test_the_kind_lists_the_dsn_and_its_password_as_secrets() -> None:
     assert PostgresKind().secrets(app) == ["postgresql://u:pw-123@h/d", "pw-123"]
 
 
-def test_find_program_prefers_the_configured_folder(tmp_path: Path) -> None:
+def test_the_configured_folder_comes_first_and_must_hold_the_program(tmp_path: Path) -> None:
     program = tmp_path / "pg_dump"
     program.write_text("#!/bin/sh\n")
     program.chmod(0o755)
-    assert find_program("pg_dump", str(tmp_path)) == str(program)
+    assert PgTools(str(tmp_path)).candidates("pg_dump", path_env="")[0] == str(program)
     with pytest.raises(BackupFailed, match="pg_restore not found in pg_bin_dir"):
-        find_program("pg_restore", str(tmp_path))
+        PgTools(str(tmp_path)).candidates("pg_restore", path_env="")
 
 
-def test_find_program_falls_back_to_path_then_the_embedded_binaries(
+def test_every_folder_on_path_is_a_candidate_then_the_embedded_binaries(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder in (first, second):
+        folder.mkdir()
+        (folder / "pg_dump").write_text("#!/bin/sh\n")
+        (folder / "pg_dump").chmod(0o755)
+    (tmp_path / "c").symlink_to(first)  # the same file twice counts once
+    path_env = f"{first}:{tmp_path / 'c'}:{second}:{tmp_path / 'none'}"
+    found = PgTools().candidates("pg_dump", path_env=path_env)
+    assert found[:2] == [str(first / "pg_dump"), str(second / "pg_dump")]
+    assert found[2].endswith("pginstall/bin/pg_dump") and len(found) == 3
+    assert PgTools(embedded=False).candidates("pg_dump", path_env=path_env) == found[:2]
+
+
+def test_without_path_the_embedded_pg_dump_is_found_unless_turned_off(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    found = find_program("pg_dump", None)
-    assert found.endswith("pginstall/bin/pg_dump")
+    (found,) = PgTools().find("pg_dump")
+    assert found.path.endswith("pginstall/bin/pg_dump") and found.major >= 16
+    with pytest.raises(BackupFailed) as excinfo:
+        PgTools(embedded=False).find("pg_dump")
+    assert str(excinfo.value) == (
+        "pg_dump not found (the embedded Postgres's are turned off): "
+        "install the PostgreSQL client tools or set pg_bin_dir"
+    )
 
 
 @pytest.mark.parametrize(
