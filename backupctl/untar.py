@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import stat
 import tarfile
 from collections.abc import Callable
@@ -220,6 +221,21 @@ def _write_sparse(fd: int, read: Callable[[int], bytes]) -> None:
                 continue
             while block:
                 block = block[os.write(fd, block) :]
+
+
+def empty_folder(folder: Path) -> None:
+    """Remove everything in `folder` (an extraction's leftovers), read-only folders too."""
+
+    def writable_then_retry(func: Callable[..., object], path: str, _exc: object) -> None:
+        os.chmod(os.path.dirname(path), 0o700)  # a folder restored read-only
+        func(path)
+
+    for entry in os.scandir(folder):
+        if entry.is_dir(follow_symlinks=False):
+            os.chmod(entry.path, 0o700)
+            shutil.rmtree(entry.path, onerror=writable_then_retry)  # onexc: 3.12+
+        else:
+            os.unlink(entry.path)
 
 
 def extract(stream: BinaryIO, dest: Path, *, same_owner: bool | None = None) -> Extracted:
