@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
+import re
 import subprocess
 import sys
 import tarfile
@@ -35,6 +35,7 @@ from backupctl.kinds.pgtools import PgTools, Tool, choose_pg_restore, major_of_r
 from backupctl.kinds.postgres import libpq_env, pg_restore_argv, split_password
 from backupctl.redact import redact_text, redact_url
 from backupctl.storage import Storages
+from backupctl.untar import UnsafeMember, empty_folder, extract
 
 if TYPE_CHECKING:
     from backupctl.ledger import Ledger
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+# pg_restore: error: could not execute query: ERROR:  role "shopowner" does not exist
+_MISSING_ROLE = re.compile(r'role "[^"]*" does not exist')
 
 
 class RestoreFailed(BackupctlError):
@@ -172,6 +175,20 @@ def _quiet(_line: str) -> None:
     pass
 
 
+@dataclass(frozen=True)
+class Owners:
+    """Who owns what a restore creates.
+
+    postgres: `no_owner` and `no_privileges` are pg_restore's own options, for a server
+    that lacks the app's roles (a fresh server, a drill's scratch one). files:
+    `same_owner` restores the recorded numeric owners; None means "as root only", as
+    GNU tar does."""
+
+    no_owner: bool = False
+    no_privileges: bool = False
+    same_owner: bool | None = None
+
+
 def restore_artifact(
     storages: Storages,
     artifact: Artifact,
@@ -181,19 +198,22 @@ def restore_artifact(
     pg_tools: PgTools | None = None,
     create: bool = True,
     say: Callable[[str], None] = _quiet,
+    owners: Owners | None = None,
 ) -> str:
     """Verify, then restore `artifact` into `target`; return a one-line description.
 
     postgres: with a pg_restore from `pg_tools` that reads the archive, into a database
     that is created when it does not exist (unless not `create`). `say` hears what
-    the restore did on the way ("created database newdb")."""
+    the restore did on the way ("created database newdb"). `owners`: whose the
+    restored objects and files become (see Owners)."""
+    owners = owners or Owners()
     verify_artifact(storages, artifact)  # refuse a damaged artifact before touching the target
     if artifact.kind == "postgres":
         return _restore_postgres(
-            storages, artifact, target, clean, pg_tools or PgTools(), create, say
+            storages, artifact, target, clean, pg_tools or PgTools(), create, say, owners
         )
     if artifact.kind == "files":
-        return _restore_files(storages, artifact, Path(target))
+        return _restore_files(storages, artifact, Path(target), owners.same_owner)
     return _restore_output(storages, artifact, target)
 
 
@@ -292,6 +312,7 @@ def _restore_postgres(
     tools: PgTools,
     create: bool,
     say: Callable[[str], None],
+    owners: Owners,
 ) -> str:
     try:
         conninfo, password = split_password(dsn)
@@ -302,7 +323,7 @@ def _restore_postgres(
     log.info("restoring with pg_restore %s (%s)", tool.version, tool.folder)
     created = _prepare_database(conninfo, password, dsn, clean, create, say)
     try:
-        _run_pg_restore(storages, artifact, tool, conninfo, password, dsn, clean)
+        _run_pg_restore(storages, artifact, tool, conninfo, password, dsn, clean, owners)
     except BaseException:
         if created is not None:  # leave the server as it was: without that database
             try:
@@ -325,8 +346,15 @@ def _run_pg_restore(
     password: str | None,
     dsn: str,
     clean: bool,
+    owners: Owners,
 ) -> None:
-    argv = pg_restore_argv(tool.path, conninfo, clean)
+    argv = pg_restore_argv(
+        tool.path,
+        conninfo,
+        clean,
+        no_owner=owners.no_owner,
+        no_privileges=owners.no_privileges,
+    )
     # stderr goes to a file: a pipe nobody reads could fill and stall pg_restore.
     with tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen(
@@ -356,21 +384,18 @@ def _run_pg_restore(
         # One line, as every error: pg_restore's lines joined.
         tail = " | ".join(line.strip() for line in tail.splitlines() if line.strip())
         shown = redact_text(tail, [dsn, password or ""])
-        raise RestoreFailed(f"pg_restore exited with status {code}: {shown}")
+        hint = ""
+        if _MISSING_ROLE.search(tail) and not (owners.no_owner and owners.no_privileges):
+            hint = (
+                "; the backup's roles do not exist on this server: create them first, "
+                "or restore with --no-owner --no-privileges"
+            )
+        raise RestoreFailed(f"pg_restore exited with status {code}: {shown}{hint}")
 
 
-def _safe_member(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
-    # Refuses absolute paths (tarfile's data filter would only strip the slash), then
-    # "..", and links leaving the folder (the data filter).
-    if member.name.startswith("/") or (member.issym() and member.linkname.startswith("/")):
-        raise RestoreFailed(f"refusing unsafe archive member {member.name!r}: absolute path")
-    try:
-        return tarfile.data_filter(member, dest)
-    except tarfile.FilterError as exc:
-        raise RestoreFailed(f"refusing unsafe archive member {member.name!r}: {exc}") from None
-
-
-def _restore_files(storages: Storages, artifact: Artifact, folder: Path) -> str:
+def _restore_files(
+    storages: Storages, artifact: Artifact, folder: Path, same_owner: bool | None
+) -> str:
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise UsageError(f"{folder} exists and is not an empty folder: restore into a new one")
     created = not folder.exists()
@@ -378,8 +403,9 @@ def _restore_files(storages: Storages, artifact: Artifact, folder: Path) -> str:
     try:
         with _plain_stream(storages, artifact) as (reader, checked):
             try:
-                with tarfile.open(fileobj=reader, mode="r|") as tar:
-                    tar.extractall(folder, filter=_safe_member)
+                extract(reader, folder, same_owner=same_owner)
+            except UnsafeMember as exc:
+                raise RestoreFailed(str(exc)) from None
             except tarfile.TarError as exc:
                 raise RestoreFailed(f"the archive is damaged: {exc}") from None
             except zstandard.ZstdError as exc:
@@ -387,8 +413,7 @@ def _restore_files(storages: Storages, artifact: Artifact, folder: Path) -> str:
             _verdict(artifact, checked)
     except BaseException:
         # Nothing half-restored stays behind: the folder was empty or new.
-        for entry in folder.iterdir():
-            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        empty_folder(folder)
         if created:
             folder.rmdir()
         raise

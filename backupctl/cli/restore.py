@@ -57,6 +57,22 @@ def _target(value: str) -> str:
     is_flag=True,
     help="postgres: refuse a target database that does not exist (by default restore creates it).",
 )
+@click.option(
+    "--no-owner",
+    is_flag=True,
+    help="postgres: pg_restore --no-owner; the objects become the restoring role's "
+    "(for a server without the app's roles).",
+)
+@click.option(
+    "--no-privileges",
+    is_flag=True,
+    help="postgres: pg_restore --no-privileges; skip the backup's GRANTs.",
+)
+@click.option(
+    "--no-same-owner",
+    is_flag=True,
+    help="files: as root too, the restored files become root's instead of their recorded owners'.",
+)
 @click.pass_context
 def restore(
     ctx: click.Context,
@@ -66,13 +82,18 @@ def restore(
     target: str,
     clean: bool,
     no_create: bool,
+    no_owner: bool,
+    no_privileges: bool,
+    no_same_owner: bool,
 ) -> None:
     """Restore one app's backup, checking its sha256 before and while it streams.
 
     Without --date or --adhoc: the app's latest succeeded nightly backup, named on
     stderr first. A damaged artifact (checksum mismatch) is refused: exit 1, nothing
     restored. postgres: a target database that does not exist is created (said on
-    stderr); pg_restore is chosen to read what the backup's pg_dump wrote.
+    stderr); pg_restore is chosen to read what the backup's pg_dump wrote; onto a
+    fresh server without the app's roles, add --no-owner --no-privileges. files:
+    links, FIFOs, modes and mtimes come back as they were, and as root the owners.
 
     \b
     Examples:
@@ -80,6 +101,7 @@ def restore(
       backupctl restore shop --date 2026-11-28 --to postgresql://localhost/shop_restored
       backupctl restore shop --date 2026-11-28 --to env:RESTORE_DSN --clean
       backupctl restore shop --to postgresql://localhost/shop_empty --no-create
+      backupctl restore shop --to postgresql://new-server/shop --no-owner --no-privileges
       backupctl restore wiki-uploads --date 2026-11-28 --to /srv/restore/wiki
       backupctl restore crm --adhoc 4711 --to -
     """
@@ -87,7 +109,7 @@ def restore(
         raise click.UsageError("give --date D or --adhoc ID, not both")
     settings = settings_from(ctx)
     from backupctl.context import open_ledger, open_storages, pg_tools
-    from backupctl.restore import choose_artifact, restore_artifact
+    from backupctl.restore import Owners, choose_artifact, restore_artifact
 
     quiet = bool(ctx.obj.get("quiet"))
 
@@ -111,6 +133,11 @@ def restore(
             pg_tools=pg_tools(settings),
             create=not no_create,
             say=say,
+            owners=Owners(
+                no_owner=no_owner,
+                no_privileges=no_privileges,
+                same_owner=False if no_same_owner else None,
+            ),
         )
         exit_code[0] = 0
     click.echo(message, err=target == "-")

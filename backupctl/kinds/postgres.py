@@ -72,11 +72,23 @@ def pg_dump_argv(pg_dump: str, conninfo: str) -> list[str]:
     return [pg_dump, "--format=custom", "--compress=0", "--no-password", f"--dbname={conninfo}"]
 
 
-def pg_restore_argv(pg_restore: str, conninfo: str, clean: bool) -> list[str]:
-    """pg_restore's argv: one transaction, so a failed or refused restore leaves nothing."""
+def pg_restore_argv(
+    pg_restore: str,
+    conninfo: str,
+    clean: bool,
+    *,
+    no_owner: bool = False,
+    no_privileges: bool = False,
+) -> list[str]:
+    """pg_restore's argv: one transaction, so a failed or refused restore leaves nothing.
+    `no_owner`/`no_privileges`: pg_restore's own, for a server without the app's roles."""
     argv = [pg_restore, "--no-password", "--single-transaction", "--exit-on-error"]
     if clean:
         argv += ["--clean", "--if-exists"]
+    if no_owner:
+        argv.append("--no-owner")
+    if no_privileges:
+        argv.append("--no-privileges")
     return [*argv, f"--dbname={conninfo}"]
 
 

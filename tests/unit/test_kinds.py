@@ -261,6 +261,7 @@ def test_files_kind_writes_a_tar_whose_members_equal_the_source_tree(tmp_path: P
 
     with tar_of(out.data) as tar:
         members = {m.name: m for m in tar.getmembers()}
+        assert members.pop(".").isdir()  # the folder itself: its mode, owner and mtime
         assert set(members) == tree_members(source)
         assert all(not name.startswith(("/", "uploads")) for name in members)
         assert members["empty"].isdir()
@@ -271,13 +272,13 @@ def test_files_kind_writes_a_tar_whose_members_equal_the_source_tree(tmp_path: P
             assert extracted.read() == (source / name).read_bytes()
 
 
-def test_files_kind_of_an_empty_directory_is_an_empty_tar(tmp_path: Path) -> None:
+def test_files_kind_of_an_empty_directory_holds_only_the_folder_itself(tmp_path: Path) -> None:
     out = Sink()
 
     FilesKind().dump(App("up", "files", {"path": str(tmp_path)}), out, CancelToken())
 
     with tar_of(out.data) as tar:
-        assert tar.getmembers() == []
+        assert [m.name for m in tar.getmembers()] == ["."]
 
 
 def test_files_kind_with_a_missing_path_fails_with_does_not_exist(tmp_path: Path) -> None:
