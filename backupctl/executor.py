@@ -60,6 +60,7 @@ class Executor:
         release_to: str = "pending",
         retry_wait_max: float = 600.0,
         gone_app: str = "skip",
+        max_attempts: int = 1,
     ) -> None:
         self._ledger = ledger
         self._storages = storages
@@ -74,6 +75,7 @@ class Executor:
         self._timeout = timeout
         self._retry_wait = retry_wait
         self._retry_wait_max = retry_wait_max
+        self._max_attempts = max_attempts  # a final failure (empty) uses up the round
         self._tokens: dict[tuple[int, int], CancelToken] = {}
         self._closing: str | None = None
 
@@ -126,7 +128,7 @@ class Executor:
                 return self._outcome(claim, "released", started, error=str(exc))
             return self._fail(claim, started, str(exc), secrets)
         except BackupFailed as exc:
-            return self._fail(claim, started, str(exc), secrets)
+            return self._fail(claim, started, str(exc), secrets, final=exc.final)
         except Exception as exc:  # a bug or an unexpected I/O error: record it, go on
             log.error(
                 "app %s backup %s: unexpected error",
@@ -140,7 +142,13 @@ class Executor:
 
         uri = storage.uri(stored.key)
         if not self._ledger.finish_succeeded(
-            claim, self._owner, uri, stored.size, stored.sha256, written_by=stored.written_by
+            claim,
+            self._owner,
+            uri,
+            stored.size,
+            stored.sha256,
+            written_by=stored.written_by,
+            manifest=stored.manifest,
         ):
             # Fenced: another process owns this backup now (finish_succeeded has made
             # sure the row does not point here). Leave no second artifact.
@@ -182,10 +190,18 @@ class Executor:
         )
         return self._outcome(claim, "skipped", started, error=reason)
 
-    def _fail(self, claim: Claim, started: float, error: str, secrets: list[str]) -> Outcome:
+    def _fail(
+        self, claim: Claim, started: float, error: str, secrets: list[str], final: bool = False
+    ) -> Outcome:
+        """Record a failed attempt; `final`: no retry this round (it would fail alike)."""
         error = redact_text(error, secrets)
         if not self._ledger.finish_failed(
-            claim, self._owner, error, self._retry_wait, self._retry_wait_max
+            claim,
+            self._owner,
+            error,
+            self._retry_wait,
+            self._retry_wait_max,
+            final_after=self._max_attempts if final else None,
         ):
             log.warning(
                 "app %s backup %s: lease was taken over",

@@ -91,6 +91,7 @@ def run_night(
             timeout=run.timeout,
             retry_wait=run.retry_wait,
             retry_wait_max=run.retry_wait_max,
+            max_attempts=run.max_attempts,
             kind_options=kind_options,
         )
         executor.reap(skipped)  # what their killed attempts left
