@@ -209,8 +209,9 @@ def prune(ctx: click.Context, dry_run: bool, older_than: float, as_json: bool) -
 
     Per app it keeps the newest keep_daily nights and the newest night of each of
     the newest keep_weekly weeks and keep_monthly months (and always the newest).
-    Ad-hoc backups are never pruned. Then it removes the orphans that
-    `verify --orphans` would list.
+    Ad-hoc backups are never pruned. An app whose newest nightly backup carries a
+    warning (far smaller than usual) keeps every backup: an older one may be its
+    last good one. Then it removes the orphans that `verify --orphans` would list.
 
     \b
     Example:
@@ -242,9 +243,15 @@ def prune(ctx: click.Context, dry_run: bool, older_than: float, as_json: bool) -
                     {"app_id": r["app_id"], "run_date": r["run_date"], "backup_id": r["id"]}
                     for r in report.pruned
                 ],
+                "protected": [
+                    {"app_id": app_id, "reason": reason}
+                    for app_id, reason in sorted(report.protected.items())
+                ],
             },
         )
     else:
+        for app_id, reason in sorted(report.protected.items()):
+            click.echo(f"kept every backup of {app_id}: {reason}")
         for row in report.pruned:
             click.echo(
                 f"{verb} {row['app_id']} {row['run_date']} (b{row['id']}, "
