@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 from backupctl.retention import check_policy, nights_to_keep, protected_apps
 
@@ -43,7 +44,11 @@ def test_the_newest_night_is_always_kept_and_an_empty_policy_is_refused() -> Non
 def test_an_app_whose_newest_backup_carries_a_warning_is_protected() -> None:
     warned = {"run_date": date(2026, 4, 30), "warning": "12.0 KB, 6% of the usual 200.0 KB"}
     fine = {"run_date": date(2026, 4, 29), "warning": None}
-    by_app = {"shop": [warned, fine], "wiki": [fine, warned], "crm": []}
+    by_app: dict[str, list[dict[str, Any]]] = {
+        "shop": [warned, fine],
+        "wiki": [fine, warned],
+        "crm": [],
+    }
 
     assert protected_apps(by_app) == {
         "shop": "its newest nightly backup (2026-04-30) is far smaller than usual: "
