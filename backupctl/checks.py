@@ -42,6 +42,7 @@ class AppVerdict:
     note: str | None = None  # not a problem: why a row was skipped, or what a history row says
     registry: str = "enabled"  # Judged.standing: enabled, disabled, removed, planned, unknown
     history: str | None = None  # set: the row is history (why), not judged
+    warning: str | None = None  # a succeeded backup that looks wrong (far smaller than usual)
 
     @property
     def judged(self) -> bool:
@@ -145,6 +146,7 @@ def evaluate(
         or (r["status"] == "running" and not r["lease_expired"])
     )
     unplanned = result.tally.not_in_night if night_row else []
+    small = sorted(a for a, r in ours.items() if r["status"] == "succeeded" and r.get("warning"))
     if failed:
         critical.append(f"{len(failed)} failed ({short_list(failed)})")
     if stuck:
@@ -158,6 +160,12 @@ def evaluate(
         (warning if window_open else critical).append(
             f"{plural(len(unplanned), 'enabled app')} not in this night ({short_list(unplanned)})"
         )
+    if small:
+        # Succeeded, but a sudden shrink is worth a look before prune or a restore.
+        detail = (
+            f"{small[0]}: {ours[small[0]]['warning']}" if len(small) == 1 else short_list(small)
+        )
+        warning.append(f"{plural(len(small), 'backup')} far smaller than usual ({detail})")
 
     failed_set, stuck_set, open_set = set(failed), set(stuck), set(open_)
     too_old: list[str] = []
@@ -210,6 +218,8 @@ def _verdict(
         registry=judged.standing(app_id),
         history=judged.history_reason(app_id),
     )
+    if row is not None and row["status"] == "succeeded" and row.get("warning"):
+        verdict.warning = str(row["warning"])
     if row is not None and (row["status"] == "skipped" or not verdict.judged) and row["error"]:
         verdict.note = str(row["error"])
     elif row is not None and row["status"] == "skipped":

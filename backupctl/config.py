@@ -226,6 +226,13 @@ KEYS: tuple[Key, ...] = (
         0.25,
         "refuse a registry missing more than this share of the last night's apps",
     ),
+    Key(
+        "run",
+        "min_size_ratio",
+        _fraction,
+        0.5,
+        "warn about a nightly backup smaller than this share of the app's usual size; 0: off",
+    ),
     Key("s3", "sse", _sse, None, "server-side encryption: AES256 or aws:kms"),
     Key("s3", "kms_key_id", _opt_str, None, "KMS key id for sse = aws:kms"),
     Key(
@@ -268,6 +275,7 @@ class RunSettings:
     retry_wait: float
     retry_wait_max: float = 600.0
     max_shrink: float = 0.25
+    min_size_ratio: float = 0.5
 
 
 @dataclass(frozen=True)

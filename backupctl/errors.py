@@ -43,6 +43,15 @@ class LedgerUnavailable(BackupctlError):
 class BackupFailed(Exception):
     """One backup failed; the message is safe to record (already redacted)."""
 
+    final = False  # True: another attempt this round would fail the same way
+
 
 class Cancelled(BackupFailed):
     """A backup was stopped: its lease was lost, its timeout passed, or shutdown."""
+
+
+class EmptyBackup(BackupFailed):
+    """The dump held nothing (no output, no files, no tables) and the app does not
+    allow that. Final for its round of attempts: another would find it empty again."""
+
+    final = True

@@ -21,6 +21,7 @@ from backupctl.logs import backup_extra
 from backupctl.pipeline import dump_to_storage
 from backupctl.redact import redact_text
 from backupctl.registry.lookup import AppLookup
+from backupctl.sizeguard import HISTORY, size_warning
 from backupctl.storage import Storage, Storages
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class Executor:
         release_to: str = "pending",
         retry_wait_max: float = 600.0,
         gone_app: str = "skip",
+        max_attempts: int = 1,
+        min_size_ratio: float = 0.0,
     ) -> None:
         self._ledger = ledger
         self._storages = storages
@@ -74,6 +77,8 @@ class Executor:
         self._timeout = timeout
         self._retry_wait = retry_wait
         self._retry_wait_max = retry_wait_max
+        self._max_attempts = max_attempts  # a final failure (empty) uses up the round
+        self._min_size_ratio = min_size_ratio  # the size guard; 0: off
         self._tokens: dict[tuple[int, int], CancelToken] = {}
         self._closing: str | None = None
 
@@ -126,7 +131,7 @@ class Executor:
                 return self._outcome(claim, "released", started, error=str(exc))
             return self._fail(claim, started, str(exc), secrets)
         except BackupFailed as exc:
-            return self._fail(claim, started, str(exc), secrets)
+            return self._fail(claim, started, str(exc), secrets, final=exc.final)
         except Exception as exc:  # a bug or an unexpected I/O error: record it, go on
             log.error(
                 "app %s backup %s: unexpected error",
@@ -139,8 +144,16 @@ class Executor:
             return self._fail(claim, started, error, secrets)
 
         uri = storage.uri(stored.key)
+        warning = self._size_warning(claim, stored.size)
         if not self._ledger.finish_succeeded(
-            claim, self._owner, uri, stored.size, stored.sha256, written_by=stored.written_by
+            claim,
+            self._owner,
+            uri,
+            stored.size,
+            stored.sha256,
+            written_by=stored.written_by,
+            manifest=stored.manifest,
+            warning=warning,
         ):
             # Fenced: another process owns this backup now (finish_succeeded has made
             # sure the row does not point here). Leave no second artifact.
@@ -160,9 +173,24 @@ class Executor:
             stored.size,
             extra=extra,
         )
+        if warning is not None:
+            log.warning(
+                "app %s backup %s: smaller than usual: %s",
+                claim.app_id,
+                claim.id,
+                warning,
+                extra=extra,
+            )
         return self._outcome(
             claim, "succeeded", started, size=stored.size, sha256=stored.sha256, uri=uri
         )
+
+    def _size_warning(self, claim: Claim, size: int) -> str | None:
+        """The size guard's warning for a nightly backup of `size` stored bytes."""
+        if claim.trigger != "nightly" or self._min_size_ratio <= 0:
+            return None
+        previous = self._ledger.usual_sizes(claim.app_id, claim.run_date, HISTORY)
+        return size_warning(size, previous, self._min_size_ratio)
 
     def _storage_for(self, claim: Claim) -> Storage:
         app = self._apps.get(claim.app_id)
@@ -182,10 +210,18 @@ class Executor:
         )
         return self._outcome(claim, "skipped", started, error=reason)
 
-    def _fail(self, claim: Claim, started: float, error: str, secrets: list[str]) -> Outcome:
+    def _fail(
+        self, claim: Claim, started: float, error: str, secrets: list[str], final: bool = False
+    ) -> Outcome:
+        """Record a failed attempt; `final`: no retry this round (it would fail alike)."""
         error = redact_text(error, secrets)
         if not self._ledger.finish_failed(
-            claim, self._owner, error, self._retry_wait, self._retry_wait_max
+            claim,
+            self._owner,
+            error,
+            self._retry_wait,
+            self._retry_wait_max,
+            final_after=self._max_attempts if final else None,
         ):
             log.warning(
                 "app %s backup %s: lease was taken over",

@@ -293,6 +293,12 @@ def night_summary(
         lines.append(line)
     if len(unfinished) > max_listed:
         lines.append(f"… and {len(unfinished) - max_listed} more")
+    # Succeeded, so the ping still says success; but a sudden shrink should be heard.
+    warned = [row for row in rows if row["status"] == "succeeded" and row.get("warning")]
+    for row in warned[:max_listed]:
+        lines.append(f"- {row['app_id']}: succeeded, warning: {row['warning']}")
+    if len(warned) > max_listed:
+        lines.append(f"… and {len(warned) - max_listed} more warnings")
     return redact_text("\n".join(lines) + "\n")
 
 

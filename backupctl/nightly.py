@@ -91,6 +91,8 @@ def run_night(
             timeout=run.timeout,
             retry_wait=run.retry_wait,
             retry_wait_max=run.retry_wait_max,
+            max_attempts=run.max_attempts,
+            min_size_ratio=run.min_size_ratio,
             kind_options=kind_options,
         )
         executor.reap(skipped)  # what their killed attempts left

@@ -9,7 +9,9 @@ from typing import IO, cast
 import zstandard
 
 from backupctl.cancel import CancelToken
-from backupctl.kinds import Dumper
+from backupctl.errors import EmptyBackup
+from backupctl.kinds import Counting, Dumper
+from backupctl.manifest import Manifest
 from backupctl.registry.model import App
 from backupctl.storage import Storage, Upload
 
@@ -42,21 +44,36 @@ class Stored:
     key: str
     size: int
     sha256: str
+    manifest: Manifest
     written_by: str | None = None  # the program that wrote the dump, e.g. "pg_dump 16.2"
 
 
 def dump_to_storage(
     kind: Dumper, app: App, storage: Storage, key: str, cancel: CancelToken
 ) -> Stored:
-    """Stream the app's dump, compressed, to `key`; publish only if every step succeeded."""
+    """Stream the app's dump, compressed, to `key`; publish only if every step succeeded
+    and the dump is not empty (unless the app allows that: allow_empty)."""
     with storage.open_write(key) as upload:
         hashing = _Hashing(upload)
         compressor = zstandard.ZstdCompressor(compression_params=COMPRESSION)
         with compressor.stream_writer(cast(IO[bytes], hashing), closefd=False) as zst:
-            written_by = kind.dump(app, zst, cancel)
+            raw = Counting(zst)
+            result = kind.dump(app, raw, cancel)
         # A cancel that arrived while the dump finished must still stop the publish.
         cancel.check()
+        if result.empty is not None and not app.allow_empty:
+            raise EmptyBackup(f"empty backup: {result.empty}")  # the upload is abandoned
         upload.set_sha256(hashing.sha256.hexdigest())
+    manifest = Manifest(
+        uncompressed_bytes=raw.count,
+        files=result.files,
+        file_bytes=result.file_bytes,
+        tables=result.tables,
+    )
     return Stored(
-        key=key, size=hashing.size, sha256=hashing.sha256.hexdigest(), written_by=written_by
+        key=key,
+        size=hashing.size,
+        sha256=hashing.sha256.hexdigest(),
+        manifest=manifest,
+        written_by=result.written_by,
     )

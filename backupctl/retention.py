@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -44,12 +44,30 @@ def _month(night: date) -> tuple[int, int]:
     return night.year, night.month
 
 
+def protected_apps(by_app: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, str]:
+    """The apps whose older backups prune must keep whole, each with the reason: their
+    newest good backup is in doubt, so an older one may be the last good one. Today:
+    a newest succeeded nightly backup that carries a warning (far smaller than
+    usual). `by_app`: each app's succeeded nightly rows, newest night first. (The
+    seam for more reasons, such as a newest backup that failed its latest drill.)"""
+    reasons: dict[str, str] = {}
+    for app_id, rows in by_app.items():
+        newest = rows[0] if rows else None
+        if newest is not None and newest.get("warning"):
+            reasons[app_id] = (
+                f"its newest nightly backup ({newest['run_date']}) is far smaller than "
+                f"usual: {newest['warning']}"
+            )
+    return reasons
+
+
 @dataclass
 class PruneReport:
     kept: int = 0
     pruned: list[Mapping[str, Any]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     locked: list[tuple[Mapping[str, Any], ObjectLock]] = field(default_factory=list)
+    protected: dict[str, str] = field(default_factory=dict)  # app id -> why it was kept whole
 
 
 def prune(
@@ -59,14 +77,20 @@ def prune(
 
     A row turns `pruned` (compare-and-set on `succeeded`) before its artifact is
     deleted: a crash in between leaves a stray file, never a row that points at
-    nothing. Ad-hoc backups are not touched. An artifact under an S3 Object Lock
-    keeps its row (in `report.locked`) until a prune after the lock ends.
+    nothing. Ad-hoc backups are not touched, nor any backup of an app that
+    `protected_apps` names. An artifact under an S3 Object Lock keeps its row (in
+    `report.locked`) until a prune after the lock ends.
     """
     report = PruneReport()
     by_app: dict[str, list[Mapping[str, Any]]] = {}
     for found in ledger.nightly_succeeded_by_app():
         by_app.setdefault(str(found["app_id"]), []).append(found)
-    for rows in by_app.values():
+    report.protected = protected_apps(by_app)
+    for app_id, rows in by_app.items():
+        if app_id in report.protected:
+            report.kept += len(rows)
+            log.warning("app %s: kept every backup: %s", app_id, report.protected[app_id])
+            continue
         keep = nights_to_keep(
             (r["run_date"] for r in rows),
             policy["keep_daily"],

@@ -16,6 +16,18 @@ def plural(count: int, noun: str, nouns: str | None = None) -> str:
     return f"{count} {nouns or _IRREGULAR.get(noun) or noun + 's'}"
 
 
+def human_size(size: int | None) -> str:
+    """'812 B', '12.0 KB', '1.2 GB' (powers of 1000); '-' for None."""
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError
+
+
 def short_list(names: Sequence[str], total: int | None = None, limit: int = 5) -> str:
     """'a, b, c', or 'a, b, c, d, e and 7 more' past `limit` names.
 

@@ -175,6 +175,8 @@ class Worker:
                 timeout=self._run.timeout,
                 retry_wait=self._run.retry_wait,
                 retry_wait_max=self._run.retry_wait_max,
+                max_attempts=self._run.max_attempts,
+                min_size_ratio=self._run.min_size_ratio,
                 kind_options=self._kind_options,
                 release_to="enqueued",
                 gone_app="release",  # the planner, not a worker, skips a backup

@@ -48,8 +48,9 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
     \b
     Exit codes and first line:
       0 OK        the night is complete
-      1 WARNING   the night is still running inside its window, or the registry
-                  can't be read
+      1 WARNING   the night is still running inside its window, the registry
+                  can't be read, or a backup is far smaller than usual ([run]
+                  min_size_ratio)
       2 CRITICAL  a backup failed, the night is missing or missed, a backup is stuck
                   running past its lease, or an enabled app had no success within --max-age
       3 UNKNOWN   the ledger or the configuration can't be read
@@ -115,6 +116,7 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
                         "judged": a.judged,
                         "registry": a.registry,
                         "history": a.history,
+                        "warning": a.warning,
                     }
                     for a in result.apps
                 ],
@@ -142,5 +144,5 @@ def _app_line(a: AppVerdict, now: datetime) -> str:
     else:
         parts = [a.status, f"{a.history}, not judged", *([age] if age else [])]
     line = f"  {a.app_id}: " + ", ".join(parts)
-    detail = a.problem or a.note
+    detail = a.problem or (a.warning and f"warning: {a.warning}") or a.note
     return line + (f" - {clean(redact_text(detail))}" if detail else "")

@@ -214,9 +214,11 @@ def prune(ctx: click.Context, dry_run: bool, older_than: float, as_json: bool) -
 
     Per app it keeps the newest keep_daily nights and the newest night of each of
     the newest keep_weekly weeks and keep_monthly months (and always the newest).
-    Ad-hoc backups are never pruned. A backup still under its S3 Object Lock is
-    kept, row and all, and listed with the date its lock ends (exit 0: expected).
-    Then it removes the orphans that `verify --orphans` would list.
+    Ad-hoc backups are never pruned. An app whose newest nightly backup carries a
+    warning (far smaller than usual) keeps every backup: an older one may be its
+    last good one. A backup still under its S3 Object Lock is kept, row and all,
+    and listed with the date its lock ends (exit 0: expected). Then it removes the
+    orphans that `verify --orphans` would list.
 
     \b
     Example:
@@ -259,9 +261,15 @@ def prune(ctx: click.Context, dry_run: bool, older_than: float, as_json: bool) -
                     for r, lock in report.locked
                 ],
                 "orphans_locked": [{"uri": o.uri, "lock": why} for o, why in swept.locked],
+                "protected": [
+                    {"app_id": app_id, "reason": reason}
+                    for app_id, reason in sorted(report.protected.items())
+                ],
             },
         )
     else:
+        for app_id, reason in sorted(report.protected.items()):
+            click.echo(f"kept every backup of {app_id}: {reason}")
         for row in report.pruned:
             click.echo(
                 f"{verb} {row['app_id']} {row['run_date']} (b{row['id']}, "

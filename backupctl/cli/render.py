@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from backupctl.wording import human_size as human_size  # re-exported: the CLI's sizes
+
 if TYPE_CHECKING:
     from backupctl.executor import Outcome
     from backupctl.judged import Judged, Tally
@@ -19,17 +21,6 @@ JSON_SCHEMA_VERSION = 1
 
 def use_rich() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-
-
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError
 
 
 def outcome_line(outcome: Outcome) -> str:

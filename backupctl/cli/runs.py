@@ -22,7 +22,8 @@ from backupctl.durations import format_duration
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema_version 1).")
 @click.pass_context
 def runs(ctx: click.Context, last: int, as_json: bool) -> None:
-    """One line per night: its status, counts by status, duration and bytes.
+    """One line per night: its status, counts by status, duration, bytes, and how many
+    succeeded backups carry a warning (far smaller than usual).
 
     Nights that no run-nightly recorded appear as `missed`.
 
@@ -55,6 +56,7 @@ def runs(ctx: click.Context, last: int, as_json: bool) -> None:
                                 "pruned",
                                 "skipped",
                                 "bytes",
+                                "warnings",
                             )
                         },
                         "duration_s": float(n["duration_s"])
@@ -82,6 +84,7 @@ def runs(ctx: click.Context, last: int, as_json: bool) -> None:
             "running",
             "duration",
             "bytes",
+            "warnings",
         ],
         [
             [
@@ -95,6 +98,7 @@ def runs(ctx: click.Context, last: int, as_json: bool) -> None:
                 str(n["running"]),
                 format_duration(float(n["duration_s"])) if n["duration_s"] is not None else "-",
                 human_size(int(n["bytes"])) if n["planned"] else "-",
+                str(n["warnings"]),
             ]
             for n in nights
         ],

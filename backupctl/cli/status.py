@@ -32,6 +32,7 @@ def _row_json(row: dict[str, Any]) -> dict[str, Any]:
         "sha256": row["sha256"],
         "artifact_uri": row["artifact_uri"],
         "error": redact_text(row["error"]) if row["error"] else None,
+        "warning": row["warning"],
     }
 
 
@@ -52,7 +53,8 @@ def _status_word(row: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema_version 1).")
 @click.pass_context
 def status(ctx: click.Context, run_date: date | None, as_json: bool) -> None:
-    """Show one night, app by app: status, attempts, duration, size and error.
+    """Show one night, app by app: status, attempts, duration, size and error (or,
+    for a succeeded backup far smaller than usual, its warning).
 
     The summary counts the enabled apps of the registry; backups of apps that left
     it (removed or disabled) are listed apart, as history.
@@ -116,7 +118,8 @@ def status(ctx: click.Context, run_date: date | None, as_json: bool) -> None:
             "showing the night's apps as planned",
             err=True,
         )
-    table(_title(night_date, str(night["status"]), counts), HEADERS, [_cells(r) for r in ours])
+    title = _title(night_date, str(night["status"]), counts, _warned(ours))
+    table(title, HEADERS, [_cells(r) for r in ours])
     if history:
         click.echo()
         table(
@@ -129,12 +132,19 @@ def status(ctx: click.Context, run_date: date | None, as_json: bool) -> None:
 HEADERS = ["app", "status", "attempts", "duration", "size", "error"]
 
 
-def _title(night_date: date, night_status: str, counts: Tally) -> str:
+def _warned(rows: list[dict[str, Any]]) -> list[str]:
+    """The apps whose succeeded backup carries a warning (far smaller than usual)."""
+    return sorted(str(r["app_id"]) for r in rows if r["status"] == "succeeded" and r["warning"])
+
+
+def _title(night_date: date, night_status: str, counts: Tally, warned: list[str]) -> str:
     """The night in one line, counted over the judged apps."""
     title = (
         f"night {night_date}: {night_status}, {counts.succeeded}/{counts.planned} succeeded, "
         f"{counts.failed} failed" + (f", {counts.skipped} skipped" if counts.skipped else "")
     )
+    if warned:
+        title += f"; {plural(len(warned), 'warning')} ({short_list(warned)})"
     if counts.history:
         title += f"; {plural(len(counts.history), 'app')} no longer in the registry"
     if counts.not_in_night:
@@ -151,5 +161,12 @@ def _cells(row: dict[str, Any]) -> list[str]:
         str(row["attempts"]),
         format_duration(float(row["duration_s"])) if row["duration_s"] is not None else "-",
         human_size(row["size_bytes"]),
-        one_line(redact_text(row["error"] or ""))[:200],
+        one_line(redact_text(_note(row)))[:200],
     ]
+
+
+def _note(row: dict[str, Any]) -> str:
+    """The last column: a backup's error, or the warning a succeeded one carries."""
+    if row["status"] == "succeeded" and row["warning"]:
+        return f"warning: {row['warning']}"
+    return str(row["error"] or "")

@@ -15,13 +15,40 @@ class Writer(Protocol):
     def write(self, data: bytes, /) -> int: ...
 
 
+class Counting:
+    """A writer that counts the bytes passing through to `inner`."""
+
+    def __init__(self, inner: Writer) -> None:
+        self._inner = inner
+        self.count = 0
+
+    def write(self, data: bytes, /) -> int:
+        self._inner.write(data)
+        self.count += len(data)
+        return len(data)
+
+
+@dataclass(frozen=True)
+class DumpResult:
+    """What a kind learned while writing a dump, recorded with the backup (its
+    manifest, with the uncompressed size the pipeline counts)."""
+
+    # Which program wrote it ("pg_dump 16.2"): what a restore needs to read it back.
+    written_by: str | None = None
+    files: int | None = None  # files: regular files written
+    file_bytes: int | None = None  # files: their total size
+    tables: tuple[str, ...] | None = None  # postgres: the TOC's tables; None: unknown
+    # Set when the data was empty, saying what was ("the command wrote no output"):
+    # the backup fails unless the app has allow_empty = true.
+    empty: str | None = None
+
+
 class Dumper(Protocol):
     extension: str
 
-    def dump(self, app: App, out: Writer, cancel: CancelToken) -> str | None:
-        """Write the app's data to `out`; raise BackupFailed on failure. May return
-        which program wrote it ("pg_dump 16.2"), recorded with the backup: what a
-        restore needs to know to read it back."""
+    def dump(self, app: App, out: Writer, cancel: CancelToken) -> DumpResult:
+        """Write the app's data to `out`; raise BackupFailed on failure. Returns what
+        it learned: which program wrote it, what the dump holds, whether it is empty."""
 
 
 class Kind(Dumper, Protocol):

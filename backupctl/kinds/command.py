@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from backupctl.cancel import CancelToken
-from backupctl.kinds import Writer, child_environment
+from backupctl.kinds import Counting, DumpResult, Writer, child_environment
 from backupctl.kinds.preflight import field_problems
 from backupctl.kinds.process import stream_stdout
 from backupctl.registry.model import App
@@ -15,10 +15,12 @@ class CommandKind:
     def __init__(self, hidden_env: frozenset[str] = frozenset()) -> None:
         self._hidden_env = hidden_env
 
-    def dump(self, app: App, out: Writer, cancel: CancelToken) -> None:
+    def dump(self, app: App, out: Writer, cancel: CancelToken) -> DumpResult:
         """Run the app's argv and copy its stdout to `out`."""
         env = child_environment(self._hidden_env)
-        stream_stdout(app.params["argv"], out, cancel, env=env, label="command")
+        counted = Counting(out)
+        stream_stdout(app.params["argv"], counted, cancel, env=env, label="command")
+        return DumpResult(empty=None if counted.count else "the command wrote no output")
 
     def secrets(self, app: App) -> list[str]:
         return []

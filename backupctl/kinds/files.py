@@ -10,7 +10,7 @@ from pathlib import Path
 
 from backupctl.cancel import CancelToken
 from backupctl.errors import BackupFailed
-from backupctl.kinds import Writer
+from backupctl.kinds import DumpResult, Writer
 from backupctl.kinds.preflight import field_problems
 from backupctl.registry.model import App
 from backupctl.wording import plural, short_list
@@ -29,25 +29,28 @@ def _walk(root: Path, prefix: str = "") -> Iterator[tuple[Path, str]]:
             yield from _walk(Path(entry.path), name + "/")
 
 
-def _add(tar: tarfile.TarFile, path: Path, name: str, skipped: list[str]) -> None:
+def _add(tar: tarfile.TarFile, path: Path, name: str, skipped: list[str]) -> tarfile.TarInfo | None:
+    """Add one entry (not what is below it); None when it is skipped."""
     info = tar.gettarinfo(str(path), arcname=name)  # None for a socket
     if info is None or info.ischr() or info.isblk():
         skipped.append(name)
-        return
+        return None
     if not info.isreg():
         tar.addfile(info)
-        return
+        return info
     # No following a link swapped in since the lstat, no hanging on a FIFO swapped in.
     fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as fh:
         tar.addfile(info, fh)
+    return info
 
 
 class FilesKind:
     extension = "tar"
 
-    def dump(self, app: App, out: Writer, cancel: CancelToken) -> None:
-        """Write the app's folder to `out` as a tar archive, paths relative to it.
+    def dump(self, app: App, out: Writer, cancel: CancelToken) -> DumpResult:
+        """Write the app's folder to `out` as a tar archive, paths relative to it, and
+        count its regular files and their bytes (the manifest).
 
         Links are stored as links and FIFOs as FIFOs; sockets and devices cannot be
         restored usefully and are skipped, named in one warning line (as GNU tar does).
@@ -57,12 +60,16 @@ class FilesKind:
             what = "does not exist" if not root.exists() else "is not a directory"
             raise BackupFailed(f"path {root} {what}")
         skipped: list[str] = []
+        files = file_bytes = 0
         try:
             with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
                 tar.add(root, arcname=".", recursive=False)
                 for path, name in _walk(root):
                     cancel.check()
-                    _add(tar, path, name, skipped)
+                    info = _add(tar, path, name, skipped)
+                    if info is not None and info.isreg():  # a hard link's 2nd name: no file
+                        files += 1
+                        file_bytes += info.size
         except OSError as exc:
             raise BackupFailed(f"cannot read {exc.filename or root}: {exc.strerror}") from None
         if skipped:
@@ -72,6 +79,8 @@ class FilesKind:
                 plural(len(skipped), "entry", "entries"),
                 short_list(skipped),
             )
+        empty = None if files else f"the folder {root} holds no files"
+        return DumpResult(files=files, file_bytes=file_bytes, empty=empty)
 
     def secrets(self, app: App) -> list[str]:
         return []

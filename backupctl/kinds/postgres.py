@@ -10,8 +10,9 @@ from collections.abc import Mapping
 
 from backupctl.cancel import CancelToken
 from backupctl.errors import BackupFailed
-from backupctl.kinds import Writer, child_environment
+from backupctl.kinds import DumpResult, Writer, child_environment
 from backupctl.kinds.pgconnect import Unreachable, server_version_num
+from backupctl.kinds.pgtoc import TocTee
 from backupctl.kinds.pgtools import (
     PgTools,
     Tool,
@@ -113,9 +114,10 @@ class PostgresKind:
             raise BackupFailed(f"cannot connect to the source database: {exc}") from None
         return choose_pg_dump(tools, version), version
 
-    def dump(self, app: App, out: Writer, cancel: CancelToken) -> str:
+    def dump(self, app: App, out: Writer, cancel: CancelToken) -> DumpResult:
         """Stream pg_dump's custom-format archive of the app's database to `out`;
-        return which pg_dump wrote it ("pg_dump 16.2"), to be recorded with it."""
+        return which pg_dump wrote it ("pg_dump 16.2") and the tables of its TOC
+        (read as the archive streams past), to be recorded with it."""
         conninfo, password = split_password(app_dsn(app))
         tool, version = self.choose_pg_dump(conninfo, password)
         log.info(
@@ -129,8 +131,13 @@ class PostgresKind:
         shown = ("PGPASSWORD=*** " if password is not None else "") + shlex.join(argv)
         log.debug("app %s: running %s", app.id, shown)
         env = libpq_env(password, child_environment(self._hidden_env))
-        stream_stdout(argv, out, cancel, env=env, label="pg_dump")
-        return tool.recorded()
+        toc = TocTee(out)
+        stream_stdout(argv, toc, cancel, env=env, label="pg_dump")
+        tables = toc.finish()
+        if tables is None:  # a manifest without tables; never a failed backup
+            log.warning("app %s: the tables of the archive are unknown: %s", app.id, toc.problem)
+        empty = "the database has no tables" if tables == () else None
+        return DumpResult(written_by=tool.recorded(), tables=tables, empty=empty)
 
     def preflight(self, app: App) -> list[str]:
         try:

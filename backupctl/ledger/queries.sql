@@ -216,7 +216,8 @@ WITH done AS (
     UPDATE backups
     SET status = 'succeeded', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
         artifact_uri = %(artifact_uri)s, size_bytes = %(size_bytes)s, sha256 = %(sha256)s,
-        written_by = %(written_by)s, error = NULL
+        written_by = %(written_by)s, manifest = %(manifest)s::jsonb, warning = %(warning)s,
+        error = NULL
     WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s
       AND attempts = %(attempt)s
     RETURNING id
@@ -228,11 +229,15 @@ WHERE id = %(id)s AND status = 'succeeded' AND artifact_uri = %(artifact_uri)s
   AND sha256 = %(sha256)s;
 
 -- name: finish_failed
--- The retry waits retry_wait, doubling per attempt, at most retry_wait_max.
+-- The retry waits retry_wait, doubling per attempt, at most retry_wait_max. A final
+-- failure (an empty backup: another attempt would find it empty again) uses up the
+-- attempts of this round, so only an operator's `retry` (a new round) runs it again.
 WITH done AS (
     UPDATE backups
     SET status = 'failed', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
         error = %(error)s,
+        extra_attempts = CASE WHEN %(final)s THEN least(extra_attempts, attempts - %(max_attempts)s)
+                              ELSE extra_attempts END,
         next_attempt_at = now() + make_interval(secs => least(
             %(retry_wait)s * power(2, least(attempts - 1, 40)), %(retry_wait_max)s))
     WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s
@@ -287,7 +292,7 @@ SELECT EXISTS (SELECT 1 FROM backups
 SELECT id, app_id, run_date, trigger, status, attempts, extra_attempts, lease_owner,
        lease_expires_at, lease_expires_at < now() AS lease_expired, started_at, finished_at,
        extract(epoch FROM finished_at - started_at) AS duration_s,
-       artifact_uri, size_bytes, sha256, error
+       artifact_uri, size_bytes, sha256, error, warning
 FROM backups
 WHERE run_date = %(run_date)s AND trigger = 'nightly'
 ORDER BY app_id;
@@ -386,6 +391,7 @@ SELECT n.run_date, n.status, n.started_at, n.finished_at,
        count(b.id) FILTER (WHERE b.status = 'running') AS running,
        count(b.id) FILTER (WHERE b.status = 'pruned') AS pruned,
        count(b.id) FILTER (WHERE b.status = 'skipped') AS skipped,
+       count(b.id) FILTER (WHERE b.status = 'succeeded' AND b.warning IS NOT NULL) AS warnings,
        coalesce(sum(b.size_bytes) FILTER (WHERE b.status = 'succeeded'), 0) AS bytes
 FROM (SELECT * FROM nightly_runs ORDER BY run_date DESC LIMIT %(last)s) AS n
 LEFT JOIN backups AS b ON b.run_date = n.run_date AND b.trigger = 'nightly'
@@ -424,7 +430,7 @@ ORDER BY run_date DESC, app_id, id;
 
 -- name: nightly_succeeded_by_app
 -- Every app's succeeded nightly backups, newest night first: what retention looks at.
-SELECT id, app_id, run_date, trigger, status, artifact_uri, size_bytes, sha256
+SELECT id, app_id, run_date, trigger, status, artifact_uri, size_bytes, sha256, warning
 FROM backups
 WHERE trigger = 'nightly' AND status = 'succeeded'
 ORDER BY app_id, run_date DESC;
@@ -447,3 +453,19 @@ RETURNING id, app_id, run_date, attempts, trigger;
 -- name: backups_by_ids
 -- The rows that files in storage name (by the backup id in their names).
 SELECT id, app_id, status, artifact_uri FROM backups WHERE id = ANY(%(ids)s);
+
+-- name: usual_sizes
+-- The stored sizes of an app's latest succeeded nightly backups before a night (pruned
+-- ones too: they were good backups, and their size is still recorded), newest
+-- first: what the size guard compares a new backup with (backups_by_app covers it).
+SELECT size_bytes
+FROM backups
+WHERE app_id = %(app_id)s AND trigger = 'nightly' AND run_date < %(run_date)s
+  AND status IN ('succeeded', 'pruned') AND size_bytes IS NOT NULL
+ORDER BY run_date DESC
+LIMIT %(limit)s;
+
+-- name: backup_manifest
+-- What a backup was found to hold when it succeeded (NULL: made before manifests).
+SELECT id, app_id, run_date, trigger, status, manifest, warning
+FROM backups WHERE id = %(id)s;

@@ -18,6 +18,7 @@ from psycopg.rows import tuple_row
 
 from backupctl.ledger.connector import Connector, connect_once, driver_errors
 from backupctl.ledger.queries import migrations, queries
+from backupctl.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
@@ -402,12 +403,15 @@ class Ledger:
         size_bytes: int,
         sha256: str,
         written_by: str | None = None,
+        manifest: Manifest | None = None,
+        warning: str | None = None,
     ) -> bool:
         """Mark the backup succeeded if `owner` still holds this attempt (fencing),
         with the program that wrote it (`written_by`, e.g. "pg_dump 16.2"; None for
-        kinds that record none). True also when this very finish had committed
-        already (an answer lost with the connection): the caller must never delete an
-        artifact the row points to."""
+        kinds that record none), what it holds (`manifest`) and what looks wrong
+        about it (`warning`, e.g. far smaller than usual). True also when this very
+        finish had committed already (an answer lost with the connection): the
+        caller must never delete an artifact the row points to."""
         rows = self._rows(
             "finish_succeeded",
             id=claim.id,
@@ -417,14 +421,25 @@ class Ledger:
             size_bytes=size_bytes,
             sha256=sha256,
             written_by=written_by,
+            manifest=manifest.dumps() if manifest is not None else None,
+            warning=warning,
         )
         return bool(rows)
 
     def finish_failed(
-        self, claim: Claim, owner: str, error: str, retry_wait: float, retry_wait_max: float
+        self,
+        claim: Claim,
+        owner: str,
+        error: str,
+        retry_wait: float,
+        retry_wait_max: float,
+        *,
+        final_after: int | None = None,
     ) -> bool:
         """Mark the attempt failed if `owner` still holds it; schedule the retry's
-        earliest time (retry_wait doubling per attempt, at most retry_wait_max)."""
+        earliest time (retry_wait doubling per attempt, at most retry_wait_max).
+        `final_after` (max_attempts): no more attempts in this round, as if it was
+        the last; an operator's `retry` still grants a new round."""
         rows = self._rows(
             "finish_failed",
             id=claim.id,
@@ -433,8 +448,22 @@ class Ledger:
             error=error[:4000],
             retry_wait=retry_wait,
             retry_wait_max=retry_wait_max,
+            final=final_after is not None,
+            max_attempts=final_after or 0,
         )
         return bool(rows)
+
+    def usual_sizes(self, app_id: str, run_date: date, limit: int) -> list[int]:
+        """The stored sizes of the app's latest `limit` succeeded nightly backups
+        before `run_date` (pruned ones included), newest first."""
+        rows = self._rows("usual_sizes", app_id=app_id, run_date=run_date, limit=limit)
+        return [int(row["size_bytes"]) for row in rows]
+
+    def manifest(self, backup_id: int) -> Manifest | None:
+        """What a backup was found to hold when it succeeded; None for a backup
+        without one (made before manifests, or not succeeded)."""
+        rows = self._rows("backup_manifest", id=backup_id)
+        return Manifest.from_json(rows[0]["manifest"]) if rows else None
 
     def release(self, claim: Claim, owner: str, status: str = "pending") -> bool:
         """Give back a claim cut short by shutdown, so it costs no attempt."""

@@ -20,6 +20,7 @@ class App:
     params: Mapping[str, Any] = field(default_factory=dict)
     enabled: bool = True
     storage: str | None = None  # overrides the configured storage for this app
+    allow_empty: bool = False  # an empty dump (no output, files or tables) may succeed
 
 
 def validate_app_id(value: Any) -> str | None:
@@ -115,7 +116,7 @@ KINDS: dict[str, KindSpec] = {
         one_of=(frozenset({"dsn", "dsn_env"}),),
     ),
 }
-COMMON_FIELDS = frozenset({"id", "kind", "enabled", "storage"})
+COMMON_FIELDS = frozenset({"id", "kind", "enabled", "storage", "allow_empty"})
 
 
 def build_app(table: Mapping[str, Any], base_dir: Path) -> tuple[App | None, list[str]]:
@@ -135,6 +136,9 @@ def build_app(table: Mapping[str, Any], base_dir: Path) -> tuple[App | None, lis
     enabled = table.get("enabled", True)
     if not isinstance(enabled, bool):
         problems.append(f"enabled must be true or false, got {enabled!r}")
+    allow_empty = table.get("allow_empty", False)
+    if not isinstance(allow_empty, bool):
+        problems.append(f"allow_empty must be true or false, got {allow_empty!r}")
     storage = table.get("storage")
     if storage is not None:
         try:
@@ -166,4 +170,12 @@ def build_app(table: Mapping[str, Any], base_dir: Path) -> tuple[App | None, lis
     if problems:
         return None, problems
     assert isinstance(app_id, str) and isinstance(kind, str)
-    return App(id=app_id, kind=kind, params=params, enabled=enabled, storage=storage), []
+    app = App(
+        id=app_id,
+        kind=kind,
+        params=params,
+        enabled=enabled,
+        storage=storage,
+        allow_empty=allow_empty,
+    )
+    return app, []

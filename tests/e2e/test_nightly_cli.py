@@ -156,7 +156,7 @@ def test_a_flaky_backup_is_retried_within_the_run(setup: Setup) -> None:
     marker = setup.root / "tried-once"
     script = (
         f"import pathlib, sys; p = pathlib.Path({str(marker)!r});"
-        " sys.exit(0 if p.exists() else (p.touch() or 1))"
+        " p.exists() or sys.exit(p.touch() or 1); print('data')"
     )
     setup.write_registry(f"""
 [[app]]

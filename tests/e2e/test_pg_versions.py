@@ -126,6 +126,8 @@ def test_with_only_pg_dump_15_allowed_a_15_source_is_dumped_by_it_and_restored_b
     source = make_db(pg15_server)
     row = back_up(setup, source, BACKUPCTL_PG_BIN_DIR=str(PG15), BACKUPCTL_PG_EMBEDDED="false")
     assert re.fullmatch(r"pg_dump 15\.\d+", str(row["written_by"])), row["written_by"]
+    manifest = row["manifest"]  # its TOC read in archive format 1.14, as 16 writes 1.15
+    assert isinstance(manifest, dict) and manifest["tables"] == 3, manifest
 
     target = make_db(pg15_server)
     # Both majors are there: the same major as the pg_dump that wrote it is preferred.

@@ -54,8 +54,8 @@ def test_retry_works_on_the_night_as_planned_not_on_todays_registry(setup: Setup
     assert setup.cli("run-nightly", "--date", NIGHT, BACKUPCTL_RUN_MAX_ATTEMPTS="1").returncode == 1
 
     setup.write_registry(
-        setup.registry.read_text().replace('["false"]', '["true"]')
-        + '\n[[app]]\nid = "added-later"\nkind = "command"\nargv = ["true"]\n'
+        setup.registry.read_text().replace('["false"]', '["echo", "fixed"]')
+        + '\n[[app]]\nid = "added-later"\nkind = "command"\nargv = ["echo", "new"]\n'
     )
     result = setup.cli("retry", "--date", NIGHT, BACKUPCTL_RUN_MAX_ATTEMPTS="1")
 

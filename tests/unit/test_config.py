@@ -269,7 +269,7 @@ keep_daily = -1
         f"{path}: colour: unknown key",
         f"{path}: [run] paralel: unknown key "
         "(known: mode, parallel, max_attempts, timeout, lease, window, retry_wait, "
-        "retry_wait_max, max_shrink)",
+        "retry_wait_max, max_shrink, min_size_ratio)",
         f"{path}: timezone: unknown timezone 'Mars/Base' (try Europe/Amsterdam or UTC)",
         f"{path}: storage: must be a file:// or s3:// URL, got 'ftp://backups.example.com/x'",
         f"{path}: [run] parallel: must be a whole number of at least 1, got 'four'",

@@ -275,10 +275,33 @@ def test_files_kind_writes_a_tar_whose_members_equal_the_source_tree(tmp_path: P
 def test_files_kind_of_an_empty_directory_holds_only_the_folder_itself(tmp_path: Path) -> None:
     out = Sink()
 
-    FilesKind().dump(App("up", "files", {"path": str(tmp_path)}), out, CancelToken())
+    result = FilesKind().dump(App("up", "files", {"path": str(tmp_path)}), out, CancelToken())
 
     with tar_of(out.data) as tar:
         assert [m.name for m in tar.getmembers()] == ["."]
+    assert result.empty == f"the folder {tmp_path} holds no files"
+
+
+def test_files_kind_counts_the_regular_files_and_their_bytes(tmp_path: Path) -> None:
+    source = tmp_path / "uploads"
+    source.mkdir()
+    make_tree(source)
+    regular = [p for p in source.rglob("*") if p.is_file() and not p.is_symlink()]
+
+    result = FilesKind().dump(App("up", "files", {"path": str(source)}), Sink(), CancelToken())
+
+    assert result.files == len(regular)
+    assert result.file_bytes == sum(p.stat().st_size for p in regular)
+    assert result.empty is None
+
+
+def test_a_folder_of_empty_folders_holds_no_files(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+
+    result = FilesKind().dump(App("up", "files", {"path": str(tmp_path)}), Sink(), CancelToken())
+
+    assert (result.files, result.file_bytes) == (0, 0)
+    assert result.empty is not None
 
 
 def test_files_kind_with_a_missing_path_fails_with_does_not_exist(tmp_path: Path) -> None:

@@ -257,3 +257,21 @@ def test_night_summary_counts_and_lists_what_is_not_done() -> None:
         "- b: failed (attempt 3): pg_dump: password=***",
         "- c: running (attempt 1)",
     ]
+
+
+def test_night_summary_mentions_a_backup_far_smaller_than_usual() -> None:
+    rows = [
+        {"app_id": "a", "status": "succeeded", "attempts": 1, "error": None, "warning": None},
+        {
+            "app_id": "shop",
+            "status": "succeeded",
+            "attempts": 1,
+            "error": None,
+            "warning": "12.0 KB, 6% of the usual 200.0 KB",
+        },
+    ]
+    text = night_summary(date(2026, 11, 28), rows, night_status="complete")
+    assert text.splitlines() == [
+        "backupctl night 2026-11-28: complete — 2 apps: 2 succeeded",
+        "- shop: succeeded, warning: 12.0 KB, 6% of the usual 200.0 KB",
+    ]

@@ -152,7 +152,7 @@ def test_unknown_field_lists_the_fields_of_that_kind(tmp_path: Path) -> None:
 
     assert problems(path) == [
         f"{path}:1: app 'up': unknown field 'pth' for kind 'files'"
-        " (known: enabled, id, kind, path, storage)"
+        " (known: allow_empty, enabled, id, kind, path, storage)"
     ]
 
 
@@ -161,7 +161,7 @@ def test_a_field_of_another_kind_is_unknown(tmp_path: Path) -> None:
 
     assert problems(path) == [
         f"{path}:1: app 'c': unknown field 'path' for kind 'command' "
-        "(known: argv, enabled, id, kind, storage)"
+        "(known: allow_empty, argv, enabled, id, kind, storage)"
     ]
 
 
@@ -316,9 +316,37 @@ pth = 1
         f"{path}:16: app 'Shop': argv: must be a non-empty list of strings, "
         'e.g. ["pg_dumpall", "--clean"]',
         f"{path}:16: app 'Shop': unknown field 'pth' for kind 'command' "
-        "(known: argv, enabled, id, kind, storage)",
+        "(known: allow_empty, argv, enabled, id, kind, storage)",
     ]
 
 
 def test_registry_error_is_a_config_error() -> None:
     assert issubclass(RegistryError, ConfigError)
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        'kind = "command"\nargv = ["true"]',
+        'kind = "files"\npath = "/srv"',
+        'kind = "postgres"\ndsn_env = "X"',
+    ],
+    ids=["command", "files", "postgres"],
+)
+def test_allow_empty_is_a_field_of_every_kind(tmp_path: Path, entry: str) -> None:
+    path = write(tmp_path, f'[[app]]\nid = "a"\n{entry}\nallow_empty = true\n')
+
+    [app] = load_registry(path)
+
+    assert app.allow_empty is True
+    assert "allow_empty" not in app.params
+
+
+def test_allow_empty_defaults_to_false_and_must_be_a_boolean(tmp_path: Path) -> None:
+    plain = write(tmp_path, '[[app]]\nid = "a"\nkind = "command"\nargv = ["true"]\n')
+    assert load_registry(plain)[0].allow_empty is False
+
+    path = write(
+        tmp_path, '[[app]]\nid = "a"\nkind = "command"\nargv = ["true"]\nallow_empty = "yes"\n'
+    )
+    assert problems(path) == [f"{path}:1: app 'a': allow_empty must be true or false, got 'yes'"]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
-from backupctl.retention import check_policy, nights_to_keep
+from backupctl.retention import check_policy, nights_to_keep, protected_apps
 
 START = date(2026, 1, 1)
 EVERY_NIGHT = [START + timedelta(days=n) for n in range(120)]  # 2026-01-01 .. 2026-04-30
@@ -38,3 +39,18 @@ def test_the_newest_night_is_always_kept_and_an_empty_policy_is_refused() -> Non
     assert nights_to_keep(EVERY_NIGHT, 0, 0, 0) == {date(2026, 4, 30)}
     assert check_policy({"keep_daily": 0, "keep_weekly": 0, "keep_monthly": 0}) is not None
     assert check_policy({"keep_daily": 7, "keep_weekly": 4, "keep_monthly": 12}) is None
+
+
+def test_an_app_whose_newest_backup_carries_a_warning_is_protected() -> None:
+    warned = {"run_date": date(2026, 4, 30), "warning": "12.0 KB, 6% of the usual 200.0 KB"}
+    fine = {"run_date": date(2026, 4, 29), "warning": None}
+    by_app: dict[str, list[dict[str, Any]]] = {
+        "shop": [warned, fine],
+        "wiki": [fine, warned],
+        "crm": [],
+    }
+
+    assert protected_apps(by_app) == {
+        "shop": "its newest nightly backup (2026-04-30) is far smaller than usual: "
+        "12.0 KB, 6% of the usual 200.0 KB"
+    }
