@@ -45,10 +45,13 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
         "nightly",
         "Back up every enabled app once for tonight; a rerun resumes or does nothing.",
     ),
-    "runs": ("runs", "One line per night: its status, counts by status, duration and bytes."),
+    "runs": (
+        "runs",
+        "One line per night: its status, counts by status, duration, bytes and warnings.",
+    ),
     "status": (
         "status",
-        "Show one night, app by app: status, attempts, duration, size and error.",
+        "Show one night, app by app: status, attempts, duration, size and error or warning.",
     ),
     "verify": (
         "maintenance",

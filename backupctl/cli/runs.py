@@ -22,8 +22,9 @@ from backupctl.durations import format_duration
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema_version 1).")
 @click.pass_context
 def runs(ctx: click.Context, last: int, as_json: bool) -> None:
-    """One line per night: its status, counts by status, duration, bytes, and how many
-    succeeded backups carry a warning (far smaller than usual).
+    """One line per night: its status, counts by status, duration, bytes and warnings.
+
+    A warning is a succeeded backup far smaller than usual ([run] min_size_ratio).
 
     Nights that no run-nightly recorded appear as `missed`.
 

@@ -53,8 +53,9 @@ def _status_word(row: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema_version 1).")
 @click.pass_context
 def status(ctx: click.Context, run_date: date | None, as_json: bool) -> None:
-    """Show one night, app by app: status, attempts, duration, size and error (or,
-    for a succeeded backup far smaller than usual, its warning).
+    """Show one night, app by app: status, attempts, duration, size and error or warning.
+
+    A warning is a succeeded backup far smaller than usual ([run] min_size_ratio).
 
     The summary counts the enabled apps of the registry; backups of apps that left
     it (removed or disabled) are listed apart, as history.
