@@ -45,16 +45,23 @@ faults: $(STAMP)  ## the fault-injection suite: ROUNDS randomized nights under f
 
 install:  ## production: a virtualenv at PREFIX and a backupctl link in BINDIR
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "backupctl needs Python 3.11 or newer")'
-	$(PYTHON) -m venv --clear $(PREFIX)
-	$(PREFIX)/bin/pip install --quiet --upgrade pip
-	$(PREFIX)/bin/pip install --quiet .
-	mkdir -p $(BINDIR)
-	ln -sfn $(PREFIX)/bin/backupctl $(BINDIR)/backupctl
+	@# PREFIX is the virtualenv itself: never a shared folder such as /usr/local.
+	@if [ -e "$(PREFIX)" ] && [ ! -f "$(PREFIX)/pyvenv.cfg" ]; then \
+	  echo "make install: $(PREFIX) exists and is not a backupctl virtualenv; choose another PREFIX (it is the venv itself)" >&2; exit 2; fi
+	@# An existing install is upgraded in place (a venv cannot be moved, and a failed
+	@# pip install leaves the installed version in place for tonight's cron line).
+	[ -f "$(PREFIX)/pyvenv.cfg" ] || $(PYTHON) -m venv "$(PREFIX)"
+	"$(PREFIX)/bin/pip" install --quiet --upgrade pip
+	"$(PREFIX)/bin/pip" install --quiet --upgrade .
+	mkdir -p "$(BINDIR)"
+	ln -sfn "$(PREFIX)/bin/backupctl" "$(BINDIR)/backupctl"
 	@echo "installed: $(BINDIR)/backupctl -> $(PREFIX)/bin/backupctl"
 
 uninstall:
-	rm -f $(BINDIR)/backupctl
-	rm -rf $(PREFIX)
+	@if [ -e "$(PREFIX)" ] && [ ! -f "$(PREFIX)/pyvenv.cfg" ]; then \
+	  echo "make uninstall: $(PREFIX) is not a backupctl virtualenv; left alone" >&2; exit 2; fi
+	if [ "$$(readlink "$(BINDIR)/backupctl")" = "$(PREFIX)/bin/backupctl" ]; then rm -f "$(BINDIR)/backupctl"; fi
+	rm -rf "$(PREFIX)"
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache build

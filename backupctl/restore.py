@@ -35,7 +35,7 @@ from backupctl.kinds.pgtools import PgTools, Tool, choose_pg_restore, major_of_r
 from backupctl.kinds.postgres import libpq_env, pg_restore_argv, split_password
 from backupctl.redact import redact_text, redact_url
 from backupctl.storage import Storages
-from backupctl.untar import UnsafeMember, empty_folder, extract
+from backupctl.untar import UnsafeMember, UnsafeTarget, empty_folder, extract
 
 if TYPE_CHECKING:
     from backupctl.ledger import Ledger
@@ -399,17 +399,27 @@ def _restore_files(
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise UsageError(f"{folder} exists and is not an empty folder: restore into a new one")
     created = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if created:
+            folder.chmod(0o700)  # the archive's own mode for it is set last
+    except OSError as exc:
+        raise UsageError(f"cannot create {folder}: {exc.strerror}") from None
     try:
         with _plain_stream(storages, artifact) as (reader, checked):
             try:
                 extract(reader, folder, same_owner=same_owner)
+            except UnsafeTarget as exc:
+                raise UsageError(str(exc)) from None
             except UnsafeMember as exc:
                 raise RestoreFailed(str(exc)) from None
             except tarfile.TarError as exc:
                 raise RestoreFailed(f"the archive is damaged: {exc}") from None
             except zstandard.ZstdError as exc:
                 raise RestoreFailed(f"the artifact is corrupt: {exc}") from None
+            except OSError as exc:
+                where = f" {exc.filename}" if exc.filename else ""
+                raise RestoreFailed(f"cannot write{where}: {exc.strerror or exc}") from None
             _verdict(artifact, checked)
     except BaseException:
         # Nothing half-restored stays behind: the folder was empty or new.

@@ -44,6 +44,10 @@ class UnsafeMember(Exception):
         super().__init__(f"refusing unsafe archive member {name!r}: {reason}")
 
 
+class UnsafeTarget(Exception):
+    """A target folder that someone else could change while it is being filled."""
+
+
 @dataclass
 class Extracted:
     """What an extraction restored, and what it skipped."""
@@ -114,6 +118,7 @@ class _Extractor:
         if stat.S_ISDIR(st.st_mode):
             raise UnsafeMember(name, "a folder of that name is already restored")
         os.unlink(target)
+        self.regular.discard(tuple(target.relative_to(self.dest).parts))
 
     def member(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         parts = _parts(member.name)
@@ -164,8 +169,13 @@ class _Extractor:
             os.close(fd)
 
     def hard_link(self, member: tarfile.TarInfo, target: Path) -> None:
-        to = tuple(_parts(member.linkname))
-        if to not in self.regular:
+        try:
+            to = tuple(_parts(member.linkname))
+        except UnsafeMember:
+            raise UnsafeMember(
+                member.name, f"a hard link to {member.linkname!r}, outside the folder"
+            ) from None
+        if to not in self.regular or self.path(to) == target:
             raise UnsafeMember(
                 member.name, f"a hard link to {member.linkname!r}, not a file restored before it"
             )
@@ -225,15 +235,13 @@ def _write_sparse(fd: int, read: Callable[[int], bytes]) -> None:
 
 def empty_folder(folder: Path) -> None:
     """Remove everything in `folder` (an extraction's leftovers), read-only folders too."""
-
-    def writable_then_retry(func: Callable[..., object], path: str, _exc: object) -> None:
-        os.chmod(os.path.dirname(path), 0o700)  # a folder restored read-only
-        func(path)
-
+    # Folders may already carry the archive's modes (0500, 000): open them up first.
+    for dirpath, dirnames, _files in os.walk(folder):  # never follows links
+        for name in dirnames:
+            os.chmod(os.path.join(dirpath, name), 0o700, follow_symlinks=False)
     for entry in os.scandir(folder):
         if entry.is_dir(follow_symlinks=False):
-            os.chmod(entry.path, 0o700)
-            shutil.rmtree(entry.path, onerror=writable_then_retry)  # onexc: 3.12+
+            shutil.rmtree(entry.path)
         else:
             os.unlink(entry.path)
 
@@ -242,10 +250,21 @@ def extract(stream: BinaryIO, dest: Path, *, same_owner: bool | None = None) -> 
     """Extract the tar `stream` into the existing, empty folder `dest`.
 
     `same_owner`: restore the recorded numeric owners; by default only as root, where
-    it can. Raises UnsafeMember (nothing is undone here: the caller owns `dest`) and
-    tarfile.TarError for a damaged archive."""
+    it can. Raises UnsafeMember (nothing is undone here: the caller owns `dest`),
+    tarfile.TarError for a damaged archive, OSError for what the filesystem refused.
+
+    Paths are checked, then used: that is safe because nobody else can change them
+    meanwhile. `dest` must be this user's and writable by nobody else, and every
+    folder the extraction makes stays 0700 and this user's until the very end,
+    when the archive's modes and owners are set, deepest first."""
     if same_owner is None:
         same_owner = os.geteuid() == 0
+    st = os.lstat(dest)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+        raise UnsafeTarget(
+            f"{dest} must be a folder of this user's that no one else can write "
+            "(others could swap a folder in it for a link while it is filled)"
+        )
     work = _Extractor(dest, same_owner=same_owner)
     with tarfile.open(fileobj=stream, mode="r|") as tar:
         for member in tar:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backupctl.untar import UnsafeMember, extract
+from backupctl.untar import UnsafeMember, UnsafeTarget, empty_folder, extract
 
 
 def archive(*members: tuple[str, str, str]) -> io.BytesIO:
@@ -45,8 +45,10 @@ def archive(*members: tuple[str, str, str]) -> io.BytesIO:
         ([("f", "../escape.txt", "x")], "'..'"),
         ([("f", "a/../../escape.txt", "x")], "'..'"),
         ([("s", "d", "/tmp"), ("f", "d/evil", "x")], "beneath the link 'd'"),
-        ([("h", "pw", "/etc/passwd")], "absolute path"),
-        ([("h", "pw", "../../etc/passwd")], "'..'"),
+        ([("h", "pw", "/etc/passwd")], "member 'pw': a hard link to '/etc/passwd', outside"),
+        ([("h", "pw", "../../etc/passwd")], "'../../etc/passwd', outside the folder"),
+        ([("h", "a", "a")], "not a file restored before it"),
+        ([("f", "a", "x"), ("s", "a", "/etc/passwd"), ("h", "b", "a")], "not a file restored"),
         ([("h", "pw", "later.txt"), ("f", "later.txt", "x")], "not a file restored before it"),
         ([("s", "x", "a"), ("f", "x", "data")], "a link of that name"),
         ([("d", "x", ""), ("s", "x", "/etc")], "already restored"),
@@ -108,3 +110,21 @@ def test_zero_blocks_come_back_as_holes(tmp_path: Path) -> None:
     if restored.stat().st_blocks * 512 >= size:
         pytest.skip("this filesystem does not keep holes")
     assert restored.stat().st_blocks * 512 < size // 4
+
+
+def test_a_target_others_can_write_is_refused(tmp_path: Path) -> None:
+    dest = tmp_path / "shared"
+    dest.mkdir()
+    dest.chmod(0o777)
+    with pytest.raises(UnsafeTarget, match="no one else can write"):
+        extract(archive(("f", "a.txt", "x")), dest)
+    assert not (dest / "a.txt").exists()
+
+
+def test_leftovers_in_read_only_folders_are_removed(tmp_path: Path) -> None:
+    members = [("d", "locked", ""), ("f", "locked/a.txt", "x"), ("d", "locked/deeper", "")]
+    extract(archive(*members), tmp_path)
+    (tmp_path / "locked" / "deeper").chmod(0)
+    (tmp_path / "locked").chmod(0o500)
+    empty_folder(tmp_path)
+    assert list(tmp_path.iterdir()) == []
