@@ -20,6 +20,9 @@ class App:
     params: Mapping[str, Any] = field(default_factory=dict)
     enabled: bool = True
     storage: str | None = None  # overrides the configured storage for this app
+    # The age recipients its artifacts are encrypted to: the registry's own for this
+    # app, else (once backupctl.context resolves it) [encryption]'s; () is unencrypted.
+    recipients: tuple[str, ...] | None = None
 
 
 def validate_app_id(value: Any) -> str | None:
@@ -115,7 +118,7 @@ KINDS: dict[str, KindSpec] = {
         one_of=(frozenset({"dsn", "dsn_env"}),),
     ),
 }
-COMMON_FIELDS = frozenset({"id", "kind", "enabled", "storage"})
+COMMON_FIELDS = frozenset({"id", "kind", "enabled", "storage", "recipients"})
 
 
 def build_app(table: Mapping[str, Any], base_dir: Path) -> tuple[App | None, list[str]]:
@@ -141,6 +144,13 @@ def build_app(table: Mapping[str, Any], base_dir: Path) -> tuple[App | None, lis
             storage = _storage_url(storage)
         except ValueError as exc:
             problems.append(f"storage: {exc}")
+    recipients: tuple[str, ...] | None = None
+    if "recipients" in table:
+        from backupctl.encryption import recipients_problems
+
+        found, bad = recipients_problems(table["recipients"])
+        problems.extend(f"recipients: {p}" for p in bad)
+        recipients = tuple(found)
 
     params: dict[str, Any] = {}
     if spec is not None:
@@ -166,4 +176,12 @@ def build_app(table: Mapping[str, Any], base_dir: Path) -> tuple[App | None, lis
     if problems:
         return None, problems
     assert isinstance(app_id, str) and isinstance(kind, str)
-    return App(id=app_id, kind=kind, params=params, enabled=enabled, storage=storage), []
+    app = App(
+        id=app_id,
+        kind=kind,
+        params=params,
+        enabled=enabled,
+        storage=storage,
+        recipients=recipients,
+    )
+    return app, []
