@@ -8,7 +8,7 @@ from datetime import date
 import click
 
 from backupctl.cli import cli
-from backupctl.cli.common import parse_date, recorded, settings_from
+from backupctl.cli.common import IDENTITY, identities_from, parse_date, recorded, settings_from
 from backupctl.errors import UsageError
 
 
@@ -57,6 +57,7 @@ def _target(value: str) -> str:
     is_flag=True,
     help="postgres: refuse a target database that does not exist (by default restore creates it).",
 )
+@IDENTITY
 @click.pass_context
 def restore(
     ctx: click.Context,
@@ -66,13 +67,16 @@ def restore(
     target: str,
     clean: bool,
     no_create: bool,
+    identity: str | None,
 ) -> None:
     """Restore one app's backup, checking its sha256 before and while it streams.
 
     Without --date or --adhoc: the app's latest succeeded nightly backup, named on
     stderr first. A damaged artifact (checksum mismatch) is refused: exit 1, nothing
     restored. postgres: a target database that does not exist is created (said on
-    stderr); pg_restore is chosen to read what the backup's pg_dump wrote.
+    stderr); pg_restore is chosen to read what the backup's pg_dump wrote. An
+    encrypted backup needs --identity: without it exit 2, with one that does not
+    open it exit 1, both before the target is touched.
 
     \b
     Examples:
@@ -82,6 +86,7 @@ def restore(
       backupctl restore shop --to postgresql://localhost/shop_empty --no-create
       backupctl restore wiki-uploads --date 2026-11-28 --to /srv/restore/wiki
       backupctl restore crm --adhoc 4711 --to -
+      backupctl restore shop --identity ~/backup-key.txt --to postgresql://localhost/shop_r
     """
     if run_date is not None and backup_id is not None:
         raise click.UsageError("give --date D or --adhoc ID, not both")
@@ -95,6 +100,7 @@ def restore(
         if not quiet:
             click.echo(line, err=True)
 
+    identities = identities_from(identity)
     ledger = open_ledger(settings)
     with recorded(ledger, "restore", run_date) as exit_code:
         artifact = choose_artifact(ledger, app_id, run_date, backup_id)
@@ -111,6 +117,7 @@ def restore(
             pg_tools=pg_tools(settings),
             create=not no_create,
             say=say,
+            identities=identities,
         )
         exit_code[0] = 0
     click.echo(message, err=target == "-")
