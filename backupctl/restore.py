@@ -204,11 +204,11 @@ def plain_stream(
             raise
 
 
-def _verdict(artifact: Artifact, stream: PlainStream) -> None:
-    if stream.decrypted is not None:
+def _verdict(artifact: Artifact, stream: PlainStream | _Checked) -> None:
+    checked = stream if isinstance(stream, _Checked) else stream.checked
+    if isinstance(stream, PlainStream) and stream.decrypted is not None:
         while stream.decrypted.read(CHUNK):  # to the age file's end, authenticated
             pass
-    checked = stream.checked
     checked.drain()
     actual = checked.sha256.hexdigest()
     if actual != artifact.sha256 or checked.size != artifact.size:
@@ -222,7 +222,7 @@ def verify_artifact(storages: Storages, artifact: Artifact) -> None:
     """Read the whole artifact and compare its sha256 and size with the ledger's (the
     stored bytes: no key needed, nothing decrypted or decompressed)."""
     with _raw_stream(storages, artifact) as checked:
-        _verdict(artifact, PlainStream(cast(BinaryIO, None), checked))
+        _verdict(artifact, checked)
 
 
 def verify_deep(
