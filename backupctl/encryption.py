@@ -205,22 +205,35 @@ def _pipe() -> tuple[int, int]:
 class _Relay:
     """The thread's side of `out` (or of a source): remembers the first error it met, so
     the caller gets that error (a full disk, a cancel), not pyrage's wrapping of it;
-    once stopped, refuses more writes so a failed stream ends at once."""
+    once stopped, refuses more writes so a failed stream ends at once. Writes are
+    gathered up to `batch` bytes: pyrage writes 64 KiB chunks, and each call out of its
+    thread waits for the GIL, which the dump's thread holds in turn."""
 
-    def __init__(self, inner: Writer | Reader) -> None:
+    def __init__(self, inner: Writer | Reader, batch: int = 0) -> None:
         self._inner = inner
+        self._batch = batch
+        self._pending = bytearray()
         self.error: BaseException | None = None
         self.stopped = False
 
     def write(self, data: bytes, /) -> int:
         if self.stopped:
             raise BrokenPipeError("the stream was abandoned")
+        self._pending += data
+        if len(self._pending) >= self._batch:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        """Hand what was gathered to `out`."""
+        if not self._pending:
+            return
+        data, self._pending = bytes(self._pending), bytearray()
         try:
-            cast(Writer, self._inner).write(bytes(data))
+            cast(Writer, self._inner).write(data)
         except BaseException as exc:
             self.error = self.error or exc
             raise
-        return len(data)
 
     def read(self, n: int = -1, /) -> bytes:
         if self.stopped:
@@ -230,9 +243,6 @@ class _Relay:
         except BaseException as exc:
             self.error = self.error or exc
             raise
-
-    def flush(self) -> None:
-        pass
 
 
 @contextmanager
@@ -244,13 +254,15 @@ def encrypting(out: Writer, recipients: Sequence[str]) -> Iterator[BinaryIO]:
     `out` is raised as itself."""
     parsed = _parsed(recipients)
     read_fd, write_fd = _pipe()
-    source = os.fdopen(read_fd, "rb")
-    relay = _Relay(out)
+    # pyrage reads 8 KiB at a time: a big buffer serves most reads without a syscall.
+    source = os.fdopen(read_fd, "rb", buffering=PIPE_SIZE)
+    relay = _Relay(out, batch=PIPE_SIZE)
     failure: list[BaseException] = []
 
     def run() -> None:
         try:
             pyrage.encrypt_io(cast(BufferedIOBase, source), cast(BufferedIOBase, relay), parsed)
+            relay.flush()  # the last chunk
         except BaseException as exc:  # handed to the caller's thread below
             failure.append(exc)
         finally:
