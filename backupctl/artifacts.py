@@ -10,11 +10,13 @@ import re
 
 from backupctl.ledger import Claim
 
-# <app>/<YYYY-MM-DD | adhoc>/<app>-<YYYY-MM-DD>-b<id>-a<attempt>.<ext>.zst, or a
-# temporary name of one: .<that name>.<random>.tmp in the same folder.
+ENCRYPTED_SUFFIX = ".age"
+
+# <app>/<YYYY-MM-DD | adhoc>/<app>-<YYYY-MM-DD>-b<id>-a<attempt>.<ext>.zst (+ .age when
+# encrypted), or a temporary name of one: .<that name>.<random>.tmp in the same folder.
 _ARTIFACT = re.compile(
     r"^(?P<app>[a-z0-9][a-z0-9._-]{0,127})/(?:\d{4}-\d{2}-\d{2}|adhoc)/"
-    r"(?P<tmp>\.)?(?P=app)-\d{4}-\d{2}-\d{2}-b(?P<id>\d+)-a\d+\.[a-z0-9]+\.zst"
+    r"(?P<tmp>\.)?(?P=app)-\d{4}-\d{2}-\d{2}-b(?P<id>\d+)-a\d+\.[a-z0-9]+\.zst(?:\.age)?"
     r"(?(tmp)\.[0-9a-f]+\.tmp)$"
 )
 
@@ -25,9 +27,12 @@ def attempt_prefix(claim: Claim) -> str:
     return f"{claim.app_id}/{folder}/{claim.app_id}-{claim.run_date.isoformat()}-b{claim.id}-a"
 
 
-def artifact_key(claim: Claim, extension: str) -> str:
-    """The key this attempt publishes to, e.g. shop/2026-11-29/shop-2026-11-29-b17-a1.tar.zst."""
-    return f"{attempt_prefix(claim)}{claim.attempt}.{extension}.zst"
+def artifact_key(claim: Claim, extension: str, *, encrypted: bool = False) -> str:
+    """The key this attempt publishes to, e.g. shop/2026-11-29/shop-2026-11-29-b17-a1.tar.zst
+    (with `.age` appended when it is encrypted)."""
+    return f"{attempt_prefix(claim)}{claim.attempt}.{extension}.zst" + (
+        ENCRYPTED_SUFFIX if encrypted else ""
+    )
 
 
 def attempts_up_to(claim: Claim) -> list[str]:

@@ -175,6 +175,19 @@ def _fraction(value: Any) -> float:
     return number
 
 
+def _recipients(value: Any) -> tuple[str, ...]:
+    from backupctl.encryption import recipients_problems
+
+    if value in (None, "", []):
+        return ()
+    if isinstance(value, str):  # from the environment: comma- or space-separated
+        value = value.replace(",", " ").split()
+    found, problems = recipients_problems(value)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return tuple(found)
+
+
 @dataclass(frozen=True)
 class Key:
     """One setting: where it lives, how it is parsed, its default."""
@@ -257,6 +270,20 @@ KEYS: tuple[Key, ...] = (
     Key("retention", "keep_daily", _count, 7, "nightly backups kept, one a day"),
     Key("retention", "keep_weekly", _count, 4, "nightly backups kept, one a week"),
     Key("retention", "keep_monthly", _count, 12, "nightly backups kept, one a month"),
+    Key(
+        "encryption",
+        "recipients",
+        _recipients,
+        (),
+        "age public keys (age1…) every artifact is encrypted to; empty: not encrypted",
+    ),
+    Key(
+        "encryption",
+        "recipients_file",
+        _opt_str,
+        None,
+        "a file of age recipients, one a line (# comments), added to recipients",
+    ),
     Key("monitoring", "ping_url", _ping_url, None, "healthchecks-style ping URL", True),
     Key("monitoring", "metrics_file", _opt_str, None, "Prometheus textfile to write"),
 )
@@ -300,6 +327,8 @@ class Settings:
     metrics_file: str | None
     config_file: str | None
     state_dir: str | None = None
+    # [encryption]: recipients and those of recipients_file; () leaves artifacts plain.
+    recipients: tuple[str, ...] = ()
     origins: dict[str, str] = field(default_factory=dict)  # dotted key -> file/env/flag/default
     values: dict[str, Any] = field(default_factory=dict)  # dotted key -> the value in effect
 
@@ -385,7 +414,7 @@ def load_settings(
     if path is not None:
         for dotted, value in _flatten(_read_file(path, problems), str(path), problems).items():
             if (
-                dotted in ("registry", "pg_bin_dir", "state_dir")
+                dotted in ("registry", "pg_bin_dir", "state_dir", "encryption.recipients_file")
                 and isinstance(value, str)
                 and _is_relative_path(value)
             ):
@@ -424,6 +453,15 @@ def load_settings(
             "stay hidden (12h): in enqueue mode a backup must finish within 12h"
         )
     problems.extend(_object_lock_problems(values))
+    recipients = list(values.get("encryption.recipients") or ())
+    if values.get("encryption.recipients_file"):
+        from backupctl.encryption import read_recipients_file
+
+        origin = origins["encryption.recipients_file"]
+        where = f"{path}: " if origin.startswith("file") else f"{origin.split()[-1]}: "
+        found, bad = read_recipients_file(values["encryption.recipients_file"])
+        problems.extend(f"{where}[encryption] recipients_file: {p}" for p in bad)
+        recipients.extend(r for r in found if r not in recipients)
     if problems:
         raise ConfigError(problems)
 
@@ -453,6 +491,7 @@ def load_settings(
         metrics_file=values["monitoring.metrics_file"],
         config_file=str(path) if path else None,
         state_dir=values["state_dir"],
+        recipients=tuple(recipients),
         origins=origins,
         values=values,
     )

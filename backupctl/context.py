@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from backupctl.config import Settings
@@ -87,7 +88,12 @@ def pg_tools(settings: Settings) -> PgTools:
 
 
 def load_apps(settings: Settings) -> list[App]:
-    return load_registry(settings.registry)
+    """The registry's apps, each with the recipients its artifacts are encrypted to:
+    its own `recipients`, else [encryption]'s (none: not encrypted)."""
+    return [
+        app if app.recipients is not None else replace(app, recipients=settings.recipients)
+        for app in load_registry(settings.registry)
+    ]
 
 
 def registry_source(settings: Settings) -> str:

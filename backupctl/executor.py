@@ -1,4 +1,4 @@
-"""claim -> dump -> compress -> store -> finish: one backup, fenced by its lease."""
+"""claim -> dump -> compress [-> encrypt] -> store -> finish: one backup, fenced by its lease."""
 
 from __future__ import annotations
 
@@ -123,8 +123,9 @@ class Executor:
             options = dataclasses.replace(self._kind_options, hidden_env=self._apps.secret_env())
             kind = kind_for(app, options)
             secrets = kind.secrets(app)
-            key = artifact_key(claim, kind.extension)
-            stored = dump_to_storage(kind, app, storage, key, token)
+            recipients = app.recipients or ()
+            key = artifact_key(claim, kind.extension, encrypted=bool(recipients))
+            stored = dump_to_storage(kind, app, storage, key, token, recipients)
         except Cancelled as exc:
             if token.reason.startswith("shutdown"):
                 self._ledger.release(claim, self._owner, self._release_to)

@@ -1,14 +1,17 @@
-"""dump -> zstd -> sha256/size -> storage, as one stream with bounded memory."""
+"""dump -> zstd [-> age] -> sha256/size -> storage, as one stream with bounded memory."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import IO, cast
 
 import zstandard
 
 from backupctl.cancel import CancelToken
+from backupctl.encryption import encrypting
 from backupctl.errors import EmptyBackup
 from backupctl.kinds import Counting, Dumper
 from backupctl.manifest import Manifest
@@ -49,16 +52,27 @@ class Stored:
 
 
 def dump_to_storage(
-    kind: Dumper, app: App, storage: Storage, key: str, cancel: CancelToken
+    kind: Dumper,
+    app: App,
+    storage: Storage,
+    key: str,
+    cancel: CancelToken,
+    recipients: Sequence[str] = (),
 ) -> Stored:
-    """Stream the app's dump, compressed, to `key`; publish only if every step succeeded
-    and the dump is not empty (unless the app allows that: allow_empty)."""
+    """Stream the app's dump, compressed, then encrypted to `recipients` (if any), to
+    `key`; publish only if every step succeeded and the dump is not empty (unless the
+    app allows that: allow_empty)."""
     with storage.open_write(key) as upload:
         hashing = _Hashing(upload)
-        compressor = zstandard.ZstdCompressor(compression_params=COMPRESSION)
-        with compressor.stream_writer(cast(IO[bytes], hashing), closefd=False) as zst:
-            raw = Counting(zst)
-            result = kind.dump(app, raw, cancel)
+        # Compressed, then encrypted: ciphertext does not compress.
+        layer: AbstractContextManager[object] = (
+            encrypting(hashing, recipients) if recipients else nullcontext(hashing)
+        )
+        with layer as sink:  # leaving it writes the age file's last chunk
+            compressor = zstandard.ZstdCompressor(compression_params=COMPRESSION)
+            with compressor.stream_writer(cast(IO[bytes], sink), closefd=False) as zst:
+                raw = Counting(zst)
+                result = kind.dump(app, raw, cancel)
         # A cancel that arrived while the dump finished must still stop the publish.
         cancel.check()
         if result.empty is not None and not app.allow_empty:

@@ -1,4 +1,7 @@
-"""Restore: stream an artifact back, checking its sha256, into a database, folder or file."""
+"""Restore: stream an artifact back, checking its sha256, into a database, folder or file.
+
+An encrypted artifact (<name>.zst.age) is decrypted on the way with the identities
+given (--identity); without them it is not read at all."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 import zstandard
 
+from backupctl.artifacts import ENCRYPTED_SUFFIX
 from backupctl.atomic import create_temp, publish_new
 from backupctl.errors import BackupctlError, BackupFailed, UsageError
 from backupctl.kinds import kind_of_artifact
@@ -38,6 +42,7 @@ from backupctl.storage import Storages
 from backupctl.untar import UnsafeMember, UnsafeTarget, empty_folder, extract
 
 if TYPE_CHECKING:
+    from backupctl.encryption import Decrypting, Identities
     from backupctl.ledger import Ledger
 
 log = logging.getLogger(__name__)
@@ -66,7 +71,24 @@ class Artifact:
 
     @property
     def kind(self) -> str:
-        return kind_of_artifact(self.uri)
+        return kind_of_artifact(self.uri.removesuffix(ENCRYPTED_SUFFIX))
+
+    @property
+    def encrypted(self) -> bool:
+        """Encrypted with age: reading it back needs an identity."""
+        return self.uri.endswith(ENCRYPTED_SUFFIX)
+
+    @property
+    def label(self) -> str:
+        return f"backup {self.backup_id} of {self.app_id}"
+
+
+def need_identity(artifact: Artifact, identities: Identities | None) -> None:
+    """UsageError (exit 2) when `artifact` is encrypted and no identity was given."""
+    if artifact.encrypted and identities is None:
+        from backupctl.encryption import IDENTITY_ENV
+
+        raise UsageError(f"{artifact.label} is encrypted: give --identity FILE (or {IDENTITY_ENV})")
 
 
 def artifact_from_row(row: dict[str, Any] | None, what: str) -> Artifact:
@@ -131,7 +153,8 @@ class _Checked:
 
 
 @contextmanager
-def _plain_stream(storages: Storages, artifact: Artifact) -> Iterator[tuple[BinaryIO, _Checked]]:
+def _raw_stream(storages: Storages, artifact: Artifact) -> Iterator[_Checked]:
+    """The stored bytes, hashed as they are read."""
     storage, key = storages.for_uri(artifact.uri)
     with ExitStack() as stack:
         try:
@@ -142,12 +165,53 @@ def _plain_stream(storages: Storages, artifact: Artifact) -> Iterator[tuple[Bina
             raise
         except Exception as exc:  # boto's NoSuchKey, permissions, a network error
             raise RestoreFailed(f"cannot read {artifact.uri}: {redact_text(str(exc))}") from None
-        checked = _Checked(raw)
-        reader = zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], checked), closefd=False)
-        yield cast(BinaryIO, reader), checked
+        yield _Checked(raw)
 
 
-def _verdict(artifact: Artifact, checked: _Checked) -> None:
+@dataclass
+class PlainStream:
+    """An artifact being read back: its data (decompressed, and decrypted if it was
+    encrypted), and the stored bytes' running sha256 and size."""
+
+    reader: BinaryIO
+    checked: _Checked
+    decrypted: Decrypting | None = None
+
+
+@contextmanager
+def plain_stream(
+    storages: Storages, artifact: Artifact, identities: Identities | None = None
+) -> Iterator[PlainStream]:
+    """Read `artifact` back as its data; for an encrypted one, decrypted with
+    `identities` (UsageError without them, RestoreFailed when they do not open it or
+    it does not decrypt). Also what a drill reads an artifact with."""
+    need_identity(artifact, identities)
+    with ExitStack() as stack:
+        checked = stack.enter_context(_raw_stream(storages, artifact))
+        source: Any = checked
+        decrypted = None
+        if artifact.encrypted:
+            from backupctl.encryption import decrypting
+
+            assert identities is not None
+            decrypted = stack.enter_context(decrypting(checked, identities))
+            source = decrypted
+        reader = zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], source), closefd=False)
+        try:
+            yield PlainStream(cast(BinaryIO, reader), checked, decrypted)
+        except BackupctlError as exc:
+            from backupctl.encryption import Undecryptable, WrongIdentity
+
+            if isinstance(exc, WrongIdentity | Undecryptable):
+                raise RestoreFailed(f"{artifact.label}: {exc}") from None
+            raise
+
+
+def _verdict(artifact: Artifact, stream: PlainStream | _Checked) -> None:
+    checked = stream if isinstance(stream, _Checked) else stream.checked
+    if isinstance(stream, PlainStream) and stream.decrypted is not None:
+        while stream.decrypted.read(CHUNK):  # to the age file's end, authenticated
+            pass
     checked.drain()
     actual = checked.sha256.hexdigest()
     if actual != artifact.sha256 or checked.size != artifact.size:
@@ -158,9 +222,24 @@ def _verdict(artifact: Artifact, checked: _Checked) -> None:
 
 
 def verify_artifact(storages: Storages, artifact: Artifact) -> None:
-    """Read the whole artifact and compare its sha256 and size with the ledger's."""
-    with _plain_stream(storages, artifact) as (_reader, checked):
+    """Read the whole artifact and compare its sha256 and size with the ledger's (the
+    stored bytes: no key needed, nothing decrypted or decompressed)."""
+    with _raw_stream(storages, artifact) as checked:
         _verdict(artifact, checked)
+
+
+def verify_deep(
+    storages: Storages, artifact: Artifact, identities: Identities | None = None
+) -> None:
+    """verify_artifact, and decrypt (if encrypted) and decompress the whole artifact to
+    prove it can be read back. RestoreFailed naming what is wrong."""
+    with plain_stream(storages, artifact, identities) as stream:
+        _copy(stream.reader, _discard)
+        _verdict(artifact, stream)
+
+
+def _discard(_data: bytes) -> None:
+    pass
 
 
 def _copy(reader: BinaryIO, write: Callable[[bytes], object]) -> None:
@@ -199,37 +278,55 @@ def restore_artifact(
     create: bool = True,
     say: Callable[[str], None] = _quiet,
     owners: Owners | None = None,
+    identities: Identities | None = None,
 ) -> str:
     """Verify, then restore `artifact` into `target`; return a one-line description.
 
     postgres: with a pg_restore from `pg_tools` that reads the archive, into a database
     that is created when it does not exist (unless not `create`). `say` hears what
     the restore did on the way ("created database newdb"). `owners`: whose the
-    restored objects and files become (see Owners)."""
+    restored objects and files become (see Owners). An encrypted artifact is
+    decrypted with `identities`: without them UsageError (exit 2), with ones that do
+    not open it RestoreFailed (exit 1), before the target is touched."""
     owners = owners or Owners()
+    need_identity(artifact, identities)
     verify_artifact(storages, artifact)  # refuse a damaged artifact before touching the target
+    if artifact.encrypted:
+        _head(storages, artifact, 1, identities)  # a wrong identity, before the target too
     if artifact.kind == "postgres":
         return _restore_postgres(
-            storages, artifact, target, clean, pg_tools or PgTools(), create, say, owners
+            storages,
+            artifact,
+            target,
+            clean,
+            pg_tools or PgTools(),
+            create,
+            say,
+            owners,
+            identities,
         )
     if artifact.kind == "files":
-        return _restore_files(storages, artifact, Path(target), owners.same_owner)
-    return _restore_output(storages, artifact, target)
+        return _restore_files(storages, artifact, Path(target), owners.same_owner, identities)
+    return _restore_output(storages, artifact, target, identities)
 
 
-def _head(storages: Storages, artifact: Artifact, size: int) -> bytes:
+def _head(
+    storages: Storages, artifact: Artifact, size: int, identities: Identities | None = None
+) -> bytes:
     """The first `size` bytes of the artifact's data (fewer if it is shorter)."""
     head = b""
-    with _plain_stream(storages, artifact) as (reader, _checked):
+    with plain_stream(storages, artifact, identities) as stream:
         try:
-            while len(head) < size and (chunk := reader.read(size - len(head))):
+            while len(head) < size and (chunk := stream.reader.read(size - len(head))):
                 head += chunk
         except zstandard.ZstdError:
             return b""
     return head
 
 
-def pg_restore_for(storages: Storages, artifact: Artifact, tools: PgTools) -> Tool:
+def pg_restore_for(
+    storages: Storages, artifact: Artifact, tools: PgTools, identities: Identities | None = None
+) -> Tool:
     """A pg_restore that can read the artifact: of the major version of the pg_dump
     recorded with it (or newer); for a backup without one, as new as its archive
     header's format needs. RestoreFailed naming what is needed when none fits."""
@@ -239,7 +336,7 @@ def pg_restore_for(storages: Storages, artifact: Artifact, tools: PgTools) -> To
         if major is not None:
             why = f"this backup was written by pg_dump {major}"
             return choose_pg_restore(found, major, range(major, major + 1), why)
-        fmt = archive_format(_head(storages, artifact, HEADER_SIZE))
+        fmt = archive_format(_head(storages, artifact, HEADER_SIZE, identities))
         readers = fmt.readers() if fmt is not None else None
         if fmt is None or readers is None:
             # A format this table does not know: the newest may read it, else its
@@ -313,17 +410,20 @@ def _restore_postgres(
     create: bool,
     say: Callable[[str], None],
     owners: Owners,
+    identities: Identities | None,
 ) -> str:
     try:
         conninfo, password = split_password(dsn)
     except BackupFailed as exc:
         raise UsageError(f"--to: {exc}") from None
     # Chosen first: a restore that cannot run must not create a database.
-    tool = pg_restore_for(storages, artifact, tools)
+    tool = pg_restore_for(storages, artifact, tools, identities)
     log.info("restoring with pg_restore %s (%s)", tool.version, tool.folder)
     created = _prepare_database(conninfo, password, dsn, clean, create, say)
     try:
-        _run_pg_restore(storages, artifact, tool, conninfo, password, dsn, clean, owners)
+        _run_pg_restore(
+            storages, artifact, tool, conninfo, password, dsn, clean, owners, identities
+        )
     except BaseException:
         if created is not None:  # leave the server as it was: without that database
             try:
@@ -347,6 +447,7 @@ def _run_pg_restore(
     dsn: str,
     clean: bool,
     owners: Owners,
+    identities: Identities | None,
 ) -> None:
     argv = pg_restore_argv(
         tool.path,
@@ -366,10 +467,10 @@ def _run_pg_restore(
         )
         assert proc.stdin is not None
         try:
-            with _plain_stream(storages, artifact) as (reader, checked):
-                _copy(reader, proc.stdin.write)
+            with plain_stream(storages, artifact, identities) as stream:
+                _copy(stream.reader, proc.stdin.write)
                 # pg_restore runs in one transaction: killed before EOF, nothing commits.
-                _verdict(artifact, checked)
+                _verdict(artifact, stream)
             proc.stdin.close()
         except BrokenPipeError:
             pass  # pg_restore stopped reading: its exit status and stderr say why
@@ -394,7 +495,11 @@ def _run_pg_restore(
 
 
 def _restore_files(
-    storages: Storages, artifact: Artifact, folder: Path, same_owner: bool | None
+    storages: Storages,
+    artifact: Artifact,
+    folder: Path,
+    same_owner: bool | None,
+    identities: Identities | None,
 ) -> str:
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise UsageError(f"{folder} exists and is not an empty folder: restore into a new one")
@@ -406,9 +511,9 @@ def _restore_files(
     except OSError as exc:
         raise UsageError(f"cannot create {folder}: {exc.strerror}") from None
     try:
-        with _plain_stream(storages, artifact) as (reader, checked):
+        with plain_stream(storages, artifact, identities) as stream:
             try:
-                extract(reader, folder, same_owner=same_owner)
+                extract(stream.reader, folder, same_owner=same_owner)
             except UnsafeTarget as exc:
                 raise UsageError(str(exc)) from None
             except UnsafeMember as exc:
@@ -420,7 +525,7 @@ def _restore_files(
             except OSError as exc:
                 where = f" {exc.filename}" if exc.filename else ""
                 raise RestoreFailed(f"cannot write{where}: {exc.strerror or exc}") from None
-            _verdict(artifact, checked)
+            _verdict(artifact, stream)
     except BaseException:
         # Nothing half-restored stays behind: the folder was empty or new.
         empty_folder(folder)
@@ -430,12 +535,14 @@ def _restore_files(
     return f"restored {artifact.app_id} (backup {artifact.backup_id}) into {folder}"
 
 
-def _restore_output(storages: Storages, artifact: Artifact, target: str) -> str:
+def _restore_output(
+    storages: Storages, artifact: Artifact, target: str, identities: Identities | None
+) -> str:
     if target == "-":
-        with _plain_stream(storages, artifact) as (reader, checked):
-            _copy(reader, sys.stdout.buffer.write)
+        with plain_stream(storages, artifact, identities) as stream:
+            _copy(stream.reader, sys.stdout.buffer.write)
             sys.stdout.buffer.flush()
-            _verdict(artifact, checked)
+            _verdict(artifact, stream)
         return f"restored {artifact.app_id} (backup {artifact.backup_id}) to standard output"
     path = Path(target)
     if os.path.lexists(path):
@@ -444,9 +551,9 @@ def _restore_output(storages: Storages, artifact: Artifact, target: str) -> str:
     # its name only if nothing took that name meanwhile.
     fd, tmp = create_temp(path)
     try:
-        with os.fdopen(fd, "wb") as out, _plain_stream(storages, artifact) as (reader, checked):
-            _copy(reader, out.write)
-            _verdict(artifact, checked)
+        with os.fdopen(fd, "wb") as out, plain_stream(storages, artifact, identities) as stream:
+            _copy(stream.reader, out.write)
+            _verdict(artifact, stream)
             out.flush()
             os.fsync(out.fileno())
         try:

@@ -8,7 +8,9 @@ measures, each as its own process tree:
              joined by a pipe (the same pg_dump argv backupctl uses);
 - file://:   the real CLI, ``python -m backupctl run-nightly --date D``, storing to a
              ``file://`` folder next to the raw output;
-- s3 (moto): the same command storing to ``s3://bucket/prefix`` on a moto server.
+- s3 (moto): the same command storing to ``s3://bucket/prefix`` on a moto server;
+- file:// age: the file:// variant with ``[encryption] recipients`` set (a key made for
+             the run), so every artifact is compressed, then encrypted with age.
 
 Every backupctl run uses a new ``--date`` so it really dumps; its ledger is a separate
 database on the same server. Each variant runs ``--repeat`` times at the base size (order
@@ -40,6 +42,8 @@ How it measures:
 The last line is ``ratio=R``: backupctl's file:// throughput divided by the raw
 pipeline's at the base size, as the median over rounds of (raw time / backupctl time):
 the two run back to back in every round, so they share whatever else the machine does.
+A line before it gives the encrypted path against the unencrypted one the same way
+(median of file:// time / file:// age time; target >= 0.9).
 Targets: R >= 0.9; backupctl's peak RSS under 150 MB, and no larger at 4x the size: not
 above the largest base-size peak by more than noise, max(5 MB, 5%, the spread between
 the base-size runs). S3 parts are 8 MiB, so one part more or less alive at the peak
@@ -78,6 +82,7 @@ from types import FrameType
 from urllib.parse import unquote, urlsplit
 
 import psycopg
+import pyrage
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
@@ -704,6 +709,8 @@ def run(stack: contextlib.ExitStack, args: argparse.Namespace, zstd: str, bin_di
         parts = urlsplit(uri)
         s3.delete_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))
 
+    # A public key only: like a backup machine, the bench holds no identity file.
+    recipient = str(pyrage.x25519.Identity.generate().to_public())
     first = date.today() - timedelta(days=NIGHTS_BACK)
     nights = (first + timedelta(days=i) for i in range(NIGHTS_BACK))
     with psycopg.connect(url, autocommit=True) as conn:
@@ -738,6 +745,14 @@ def run(stack: contextlib.ExitStack, args: argparse.Namespace, zstd: str, bin_di
                         remove_s3_artifact,
                     ),
                 ),
+                Variant(
+                    "file:// age",
+                    backupctl.variant(
+                        storage_dir.as_uri(),
+                        {"BACKUPCTL_ENCRYPTION_RECIPIENTS": recipient},
+                        remove_file_artifact,
+                    ),
+                ),
             ]
             print(
                 f"{'database' + suffix:<14}{db_bytes / GB:.2f} GB (pg_database_size) generated in"
@@ -767,6 +782,14 @@ def run(stack: contextlib.ExitStack, args: argparse.Namespace, zstd: str, bin_di
         raw.seconds / ours.seconds for raw, ours in zip(base[0].runs, base[1].runs, strict=True)
     )
 
+    encrypted = statistics.median(
+        plain.seconds / aged.seconds for plain, aged in zip(base[1].runs, base[3].runs, strict=True)
+    )
+    print(
+        f"encrypted: file:// with age at {encrypted:.2f}x the unencrypted file:// throughput"
+        f" (median of {len(base[1].runs)} rounds of plain time / encrypted time)"
+    )
+
     ours = {v.label: peak_rss(v.runs).get("backupctl", 0.0) for v in base[1:]}
     rss_ok = all(mb < MAX_RSS_MB for mb in ours.values())
     growth_ok: bool | None = None
@@ -788,6 +811,8 @@ def run(stack: contextlib.ExitStack, args: argparse.Namespace, zstd: str, bin_di
         print(f"peak RSS 1x -> {args.scale:g}x: " + ", ".join(pairs))
     verdicts = [
         f"ratio {ratio:.2f} (>= {MIN_RATIO}: {'ok' if ratio >= MIN_RATIO else 'MISSED'})",
+        f"encrypted {encrypted:.2f}x (>= {MIN_RATIO}: "
+        f"{'ok' if encrypted >= MIN_RATIO else 'MISSED'})",
         f"backupctl peak RSS < {MAX_RSS_MB:.0f} MB: {'ok' if rss_ok else 'MISSED'}",
     ]
     if growth_ok is not None:

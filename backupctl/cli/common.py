@@ -17,6 +17,7 @@ from backupctl.stop import Stop
 
 if TYPE_CHECKING:
     from backupctl.config import Settings
+    from backupctl.encryption import Identities
     from backupctl.ledger import Ledger
 
 
@@ -98,3 +99,22 @@ def parse_date(_ctx: click.Context, _param: click.Parameter, value: str | None) 
         return date.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date (use YYYY-MM-DD)") from None
+
+
+# restore, verify --deep (and a drill): the age identity that opens encrypted backups.
+IDENTITY = click.option(
+    "--identity",
+    metavar="FILE",
+    envvar="BACKUPCTL_IDENTITY_FILE",
+    help="An age identity file (AGE-SECRET-KEY-1…, as age-keygen writes) to decrypt "
+    "encrypted backups; also BACKUPCTL_IDENTITY_FILE. Keep it off the backup machines.",
+)
+
+
+def identities_from(path: str | None) -> Identities | None:
+    """The keys of --identity FILE, read once (UsageError, exit 2, if unusable)."""
+    if not path:
+        return None
+    from backupctl.encryption import load_identities
+
+    return load_identities(path)

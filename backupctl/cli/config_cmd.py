@@ -21,6 +21,8 @@ def _shown(value: Any, key: Key) -> str:
         return ""
     if key.parse in DURATION_PARSERS:
         return format_duration(float(value))
+    if isinstance(value, tuple):  # [encryption] recipients
+        return ", ".join(map(str, value))
     text = str(getattr(value, "key", value))  # a ZoneInfo shows as its name
     if not key.secret:
         return text
@@ -72,6 +74,8 @@ def config_check(ctx: click.Context, as_json: bool) -> None:
         [key.dotted, _shown(values[key.dotted], key), settings.origins[key.dotted]] for key in KEYS
     ]
     rows.append(["(storage in effect)", storage_url(settings), "derived"])
+    shown = ", ".join(settings.recipients) or "none: backups are not encrypted"
+    rows.append(["(recipients in effect)", shown, "derived"])
     enabled = sum(1 for app in apps if app.enabled)
     if as_json:
         emit_json(

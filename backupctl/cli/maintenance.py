@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 import click
 
 from backupctl.cli import cli
-from backupctl.cli.common import parse_date, parse_duration_option, recorded, settings_from
+from backupctl.cli.common import (
+    IDENTITY,
+    identities_from,
+    parse_date,
+    parse_duration_option,
+    recorded,
+    settings_from,
+)
 from backupctl.cli.render import emit_json, human_size
 from backupctl.errors import BackupctlError, UsageError
 from backupctl.wording import plural
@@ -62,6 +69,12 @@ OLDER_THAN = click.option(
     help="Instead: list what storage holds that no ledger row points to.",
 )
 @click.option("--delete", is_flag=True, help="With --orphans: remove them.")
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also decompress (and decrypt, with --identity) each whole artifact: it reads back.",
+)
+@IDENTITY
 @OLDER_THAN
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (schema_version 1).")
 @click.pass_context
@@ -72,12 +85,17 @@ def verify(
     every: bool,
     orphans: bool,
     delete: bool,
+    deep: bool,
+    identity: str | None,
     older_than: float,
     as_json: bool,
 ) -> None:
     """Re-read stored backups and compare their sha256 and size with the ledger's.
 
-    Exit 0 when every artifact is intact, 1 when one is missing or damaged.
+    Exit 0 when every artifact is intact, 1 when one is missing or damaged. That
+    needs no key, encrypted or not. With --deep each artifact is also decompressed
+    to its end, and an encrypted one decrypted first: that needs --identity (exit 2
+    without it when one is encrypted).
 
     With --orphans it checks the other direction: artifacts, temporary files and
     unfinished uploads in storage (the configured one and every app's own) that no
@@ -88,32 +106,45 @@ def verify(
     Example:
       backupctl verify
       backupctl verify --all --app shop
+      backupctl verify --deep --identity ~/backup-key.txt
       backupctl verify --orphans --delete
     """
     if every and run_date:
         raise click.UsageError("give --date or --all, not both")
     if delete and not orphans:
         raise click.UsageError("--delete only goes with --orphans")
-    if orphans and (every or run_date or app_id):
-        raise click.UsageError("--orphans looks at all of storage: no --date, --all or --app")
+    if orphans and (every or run_date or app_id or deep):
+        raise click.UsageError(
+            "--orphans looks at all of storage: no --date, --all, --app or --deep"
+        )
+    if identity and not deep:
+        raise click.UsageError("--identity goes with --deep (plain verify needs no key)")
     settings = settings_from(ctx)
     if orphans:
         _verify_orphans(ctx, settings, older_than, delete=delete, as_json=as_json)
         return
     from backupctl.context import open_ledger, open_storages
-    from backupctl.restore import artifact_from_row, verify_artifact
+    from backupctl.restore import artifact_from_row, need_identity, verify_artifact, verify_deep
 
+    identities = identities_from(identity) if deep else None
     ledger = open_ledger(settings)
     storages = open_storages(settings)
     night = None if every else run_date or ledger.latest_night()
     if night is None and not every:
         raise UsageError("no night has been run yet: nothing to verify")
     results = []
-    with recorded(ledger, "verify", night) as exit_code:
-        for row in ledger.succeeded_backups(night, app_id):
-            artifact = artifact_from_row(row, f"backup {row['id']}")
+    with recorded(ledger, "verify" + (" --deep" if deep else ""), night) as exit_code:
+        rows = ledger.succeeded_backups(night, app_id)
+        artifacts = [artifact_from_row(row, f"backup {row['id']}") for row in rows]
+        if deep:  # an encrypted backup and no key: say so before reading anything
+            for artifact in artifacts:
+                need_identity(artifact, identities)
+        for row, artifact in zip(rows, artifacts, strict=True):
             try:
-                verify_artifact(storages, artifact)
+                if deep:
+                    verify_deep(storages, artifact, identities)
+                else:
+                    verify_artifact(storages, artifact)
                 problem = None
             except BackupctlError as exc:
                 problem = str(exc).removeprefix("restore failed: ")
@@ -138,6 +169,7 @@ def verify(
                         "backup_id": r["id"],
                         "trigger": r["trigger"],
                         "artifact_uri": r["artifact_uri"],
+                        "encrypted": str(r["artifact_uri"]).endswith(".age"),
                         "ok": p is None,
                         "problem": p,
                     }

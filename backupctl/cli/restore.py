@@ -8,7 +8,7 @@ from datetime import date
 import click
 
 from backupctl.cli import cli
-from backupctl.cli.common import parse_date, recorded, settings_from
+from backupctl.cli.common import IDENTITY, identities_from, parse_date, recorded, settings_from
 from backupctl.errors import UsageError
 
 
@@ -73,6 +73,7 @@ def _target(value: str) -> str:
     is_flag=True,
     help="files: as root too, the restored files become root's instead of their recorded owners'.",
 )
+@IDENTITY
 @click.pass_context
 def restore(
     ctx: click.Context,
@@ -85,6 +86,7 @@ def restore(
     no_owner: bool,
     no_privileges: bool,
     no_same_owner: bool,
+    identity: str | None,
 ) -> None:
     """Restore one app's backup, checking its sha256 before and while it streams.
 
@@ -94,6 +96,8 @@ def restore(
     stderr); pg_restore is chosen to read what the backup's pg_dump wrote; onto a
     fresh server without the app's roles, add --no-owner --no-privileges. files:
     links, FIFOs, modes and mtimes come back as they were, and as root the owners.
+    An encrypted backup needs --identity: without it exit 2, with one that does not
+    open it exit 1, both before the target is touched.
 
     \b
     Examples:
@@ -104,6 +108,7 @@ def restore(
       backupctl restore shop --to postgresql://new-server/shop --no-owner --no-privileges
       backupctl restore wiki-uploads --date 2026-11-28 --to /srv/restore/wiki
       backupctl restore crm --adhoc 4711 --to -
+      backupctl restore shop --identity ~/backup-key.txt --to postgresql://localhost/shop_r
     """
     if run_date is not None and backup_id is not None:
         raise click.UsageError("give --date D or --adhoc ID, not both")
@@ -117,6 +122,7 @@ def restore(
         if not quiet:
             click.echo(line, err=True)
 
+    identities = identities_from(identity)
     ledger = open_ledger(settings)
     with recorded(ledger, "restore", run_date) as exit_code:
         artifact = choose_artifact(ledger, app_id, run_date, backup_id)
@@ -138,6 +144,7 @@ def restore(
                 no_privileges=no_privileges,
                 same_owner=False if no_same_owner else None,
             ),
+            identities=identities,
         )
         exit_code[0] = 0
     click.echo(message, err=target == "-")

@@ -21,6 +21,9 @@ class App:
     enabled: bool = True
     storage: str | None = None  # overrides the configured storage for this app
     allow_empty: bool = False  # an empty dump (no output, files or tables) may succeed
+    # The age recipients its artifacts are encrypted to: the registry's own for this
+    # app, else (once backupctl.context resolves it) [encryption]'s; () is unencrypted.
+    recipients: tuple[str, ...] | None = None
 
 
 def validate_app_id(value: Any) -> str | None:
@@ -116,7 +119,7 @@ KINDS: dict[str, KindSpec] = {
         one_of=(frozenset({"dsn", "dsn_env"}),),
     ),
 }
-COMMON_FIELDS = frozenset({"id", "kind", "enabled", "storage", "allow_empty"})
+COMMON_FIELDS = frozenset({"id", "kind", "enabled", "storage", "allow_empty", "recipients"})
 
 
 def build_app(table: Mapping[str, Any], base_dir: Path) -> tuple[App | None, list[str]]:
@@ -145,6 +148,13 @@ def build_app(table: Mapping[str, Any], base_dir: Path) -> tuple[App | None, lis
             storage = _storage_url(storage)
         except ValueError as exc:
             problems.append(f"storage: {exc}")
+    recipients: tuple[str, ...] | None = None
+    if "recipients" in table:
+        from backupctl.encryption import recipients_problems
+
+        found, bad = recipients_problems(table["recipients"])
+        problems.extend(f"recipients: {p}" for p in bad)
+        recipients = tuple(found)
 
     params: dict[str, Any] = {}
     if spec is not None:
@@ -177,5 +187,6 @@ def build_app(table: Mapping[str, Any], base_dir: Path) -> tuple[App | None, lis
         enabled=enabled,
         storage=storage,
         allow_empty=allow_empty,
+        recipients=recipients,
     )
     return app, []
