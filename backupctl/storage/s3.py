@@ -321,14 +321,21 @@ class S3Storage:
             raise
 
     def lock(self, key: str) -> ObjectLock | None:
+        if not self.options.object_lock:
+            return None  # without [s3] object_lock nothing is asked (nor needs asking)
         head = self._head(self._key(key))
         return None if head is None else lock_from_head(head, datetime.now(UTC))
 
     def delete(self, key: str) -> None:
-        # In a versioned bucket (Object Lock needs one) a DeleteObject without a
+        full = self._key(key)
+        if not self.options.object_lock:
+            # As ever: on a versioned bucket this leaves a delete marker, and the
+            # bucket's lifecycle rules decide what becomes of the old version.
+            self.client.delete_object(Bucket=self.bucket, Key=full)
+            return
+        # With Object Lock (so in a versioned bucket) a DeleteObject without a
         # VersionId only adds a delete marker: it "succeeds" on a locked object and
         # frees nothing on an unlocked one. So: look first, then delete the version.
-        full = self._key(key)
         head = self._head(full)
         if head is None:
             return
