@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import grp
 import logging
 import os
+import pwd
+import stat
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,31 +22,101 @@ from backupctl.wording import plural, short_list
 log = logging.getLogger(__name__)
 
 
-def _walk(root: Path, prefix: str = "") -> Iterator[tuple[Path, str]]:
-    """Every entry below `root`, sorted, parents first; links are not followed."""
-    with os.scandir(root) as it:
-        entries = sorted(it, key=lambda e: e.name)
-    for entry in entries:
-        name = prefix + entry.name
-        yield Path(entry.path), name
-        if entry.is_dir(follow_symlinks=False):
-            yield from _walk(Path(entry.path), name + "/")
+def _walk(root: Path) -> Iterator[tuple[str, int, str]]:
+    """(name in the archive, its folder's fd, its name there) for everything below
+    `root`, sorted, parents first. Folders are opened relative to their parent and
+    checked to be the folder listed, so a folder swapped for a link meanwhile (by
+    whoever writes into the backed-up tree) is never followed out of it."""
+    for folder, dirnames, filenames, fd in os.fwalk(root, onerror=_raise, follow_symlinks=False):
+        dirnames.sort()  # fwalk descends in this order
+        prefix = os.path.relpath(folder, root)
+        prefix = "" if prefix == "." else prefix.replace(os.sep, "/") + "/"
+        for entry in sorted(dirnames + filenames):
+            yield prefix + entry, fd, entry
 
 
-def _add(tar: tarfile.TarFile, path: Path, name: str, skipped: list[str]) -> tarfile.TarInfo | None:
-    """Add one entry (not what is below it); None when it is skipped."""
-    info = tar.gettarinfo(str(path), arcname=name)  # None for a socket
-    if info is None or info.ischr() or info.isblk():
-        skipped.append(name)
-        return None
-    if not info.isreg():
-        tar.addfile(info)
+def _raise(exc: OSError) -> None:
+    raise exc  # a folder that cannot be read fails the backup, never shrinks it
+
+
+class _Tar:
+    """Entries of the walk as tar members, from what lstat and fstat say (never a path
+    that could lead elsewhere than the walk's own folder fds)."""
+
+    def __init__(self, tar: tarfile.TarFile) -> None:
+        self.tar = tar
+        self.inodes: dict[tuple[int, int], str] = {}  # first name of a hard-linked file
+
+    def add(self, name: str, folder_fd: int, entry: str) -> tarfile.TarInfo | None:
+        """Add one entry (not what is below it); None when it is skipped (a socket, a
+        device, something that changed into one of those while being read)."""
+        st = os.stat(entry, dir_fd=folder_fd, follow_symlinks=False)
+        if stat.S_ISREG(st.st_mode):
+            return self._file(name, folder_fd, entry, st)
+        info = self._info(name, st)
+        if stat.S_ISDIR(st.st_mode):
+            info.type = tarfile.DIRTYPE
+        elif stat.S_ISFIFO(st.st_mode):
+            info.type = tarfile.FIFOTYPE
+        elif stat.S_ISLNK(st.st_mode):
+            info.type = tarfile.SYMTYPE
+            info.linkname = os.readlink(entry, dir_fd=folder_fd)
+        else:
+            return None
+        self.tar.addfile(info)
         return info
-    # No following a link swapped in since the lstat, no hanging on a FIFO swapped in.
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as fh:
-        tar.addfile(info, fh)
-    return info
+
+    def _file(
+        self, name: str, folder_fd: int, entry: str, st: os.stat_result
+    ) -> tarfile.TarInfo | None:
+        # No following a link swapped in since the lstat, no hanging on a FIFO either.
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(entry, flags, dir_fd=folder_fd)
+        with os.fdopen(fd, "rb") as fh:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            info = self._info(name, st)
+            inode = (st.st_dev, st.st_ino)
+            if st.st_nlink > 1 and inode in self.inodes:
+                info.type, info.linkname = tarfile.LNKTYPE, self.inodes[inode]
+                self.tar.addfile(info)
+                return info
+            if st.st_nlink > 1:
+                self.inodes[inode] = name
+            info.size = st.st_size
+            try:
+                self.tar.addfile(info, fh)
+            except OSError as exc:
+                if exc.errno is None:  # tarfile's "unexpected end of data"
+                    raise BackupFailed(f"{name} shrank while it was read; run again") from None
+                raise
+        return info
+
+    @staticmethod
+    def _info(name: str, st: os.stat_result) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name)
+        info.mode = stat.S_IMODE(st.st_mode)
+        info.uid, info.gid = st.st_uid, st.st_gid
+        info.mtime = st.st_mtime
+        info.uname, info.gname = _user_name(st.st_uid), _group_name(st.st_gid)
+        return info
+
+
+@functools.cache
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return ""
+
+
+@functools.cache
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return ""
 
 
 class FilesKind:
@@ -64,9 +138,15 @@ class FilesKind:
         try:
             with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
                 tar.add(root, arcname=".", recursive=False)
-                for path, name in _walk(root):
+                members = _Tar(tar)
+                for name, folder_fd, entry in _walk(root):
                     cancel.check()
-                    info = _add(tar, path, name, skipped)
+                    try:
+                        info = members.add(name, folder_fd, entry)
+                    except OSError as exc:
+                        raise BackupFailed(f"cannot read {root / name}: {exc.strerror}") from None
+                    if info is None:
+                        skipped.append(name)
                     if info is not None and info.isreg():  # a hard link's 2nd name: no file
                         files += 1
                         file_bytes += info.size
