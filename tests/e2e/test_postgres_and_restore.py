@@ -353,11 +353,19 @@ def test_a_password_never_reaches_argv_logs_the_ledger_or_status(
 
     watcher = threading.Thread(target=watch)
     watcher.start()
+    # pg_dump waits for this lock, so it is surely seen running, however loaded the machine.
+    holder = psycopg.connect(source)
+    holder.execute("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
     try:
-        result = setup.cli("-vv", "run-nightly", "--date", NIGHT)
+        proc = setup.start("-vv", "run-nightly", "--date", NIGHT)
+        wait_for(lambda: bool(seen), timeout=60)
+        holder.commit()
+        out, err = proc.communicate(timeout=120)
     finally:
+        holder.close()
         done.set()
         watcher.join()
+    result = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     status = setup.cli("status", "--date", NIGHT, "--json")
 
     assert result.returncode == 1  # "broken" fails
