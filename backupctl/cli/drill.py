@@ -76,6 +76,7 @@ def drill_cmd(
         chosen = _choose(ledger, apps, run_date, app_ids, sample)
         results = _run(settings, ledger, chosen, open_storages(settings), as_json)
         exit_code[0] = 0 if all(r.passed for r in results) else 1
+        _refresh_metrics(settings, ledger, apps)
     _render(results, as_json)
     ctx.exit(exit_code[0])
 
@@ -175,6 +176,22 @@ class DrillsStopped(BackupctlError):
 
     def __init__(self, why: str) -> None:
         super().__init__(f"drill stopped ({why}); its scratch target was removed")
+
+
+def _refresh_metrics(settings: Settings, ledger: Ledger, apps: list[App]) -> None:
+    """Rewrite the metrics file (if [monitoring] metrics_file is set) for the latest
+    night, so the drill gauges show this drill."""
+    if not settings.metrics_file:
+        return
+    from backupctl.notify import write_night_metrics
+
+    night = ledger.latest_night()
+    if night is None:
+        return
+    row = ledger.get_night(night)
+    enabled = [a.id for a in apps if a.enabled]
+    status = str(row["status"]) if row else None
+    write_night_metrics(settings, ledger, night, ledger.night_backups(night), status, enabled)
 
 
 def _scratch_server(settings: Settings) -> str:

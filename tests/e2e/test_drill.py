@@ -83,6 +83,11 @@ def test_a_postgres_drill_passes_reports_the_exact_rows_and_leaves_no_database(
     assert f"shop (backup {one['backup_id']}, night {NIGHT}): passed" in text.stdout
     assert "1 drill: 1 passed, 0 failed" in text.stdout
 
+    shown = setup.cli("status", "--date", NIGHT)
+    assert "drills of this night's backups (2 drills, 0 failed)" in shown.stdout, shown.stdout
+    status = json.loads(setup.cli("status", "--date", NIGHT, "--json").stdout)
+    assert [d["status"] for d in status["drills"]] == ["passed", "passed"]
+
     runs = json.loads(setup.cli("runs", "--json").stdout)
     assert runs["nights"][0]["drills"] == 2 and runs["nights"][0]["drills_failed"] == 0
 
@@ -232,7 +237,12 @@ def test_check_with_drill_max_age(setup: Setup) -> None:
     plain = setup.cli("check", "--date", NIGHT, "--max-age", "30d")
     assert plain.returncode == 0, plain.stdout
     setup.env["BACKUPCTL_DRILL_MAX_AGE"] = "7d"
+    metrics = setup.root / "backupctl.prom"
+    setup.env["BACKUPCTL_MONITORING_METRICS_FILE"] = str(metrics)
     assert setup.cli("drill", "--app", "crm").returncode == 0
+    text = metrics.read_text()
+    assert 'backupctl_last_drill_success_timestamp_seconds{app="erp"} 0.0' in text
+    assert 'backupctl_drill_duration_seconds{app="crm"}' in text
     proc = setup.cli("check", "--date", NIGHT, "--max-age", "30d")
     assert proc.returncode == 2, proc.stdout
     assert "1 app with no passed drill within 168h00m (erp)" in proc.stdout
