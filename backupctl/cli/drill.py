@@ -163,6 +163,8 @@ def _run(
             results.append(result)
             if not as_json:
                 click.echo(_line(result))
+            if stopping:  # the signal's DrillStopped gave way to a clean-up error
+                raise DrillStopped(f"received {stopping[0]}")
     except DrillStopped as exc:
         raise DrillsStopped(str(exc)) from None
     finally:
