@@ -111,9 +111,13 @@ def evaluate(
     last_successes: Mapping[str, Mapping[str, Any]],
     now: datetime,
     max_age: float,
+    drills: Mapping[str, Mapping[str, Any]] | None = None,
+    drill_max_age: float | None = None,
 ) -> CheckResult:
     """Judge one night from its ledger rows, over the judged apps (the registry's
-    enabled ones); rows of other apps are listed as history and change nothing."""
+    enabled ones); rows of other apps are listed as history and change nothing.
+    With `drill_max_age` ([drill] max_age), an app whose latest passed drill
+    (`drills`: Ledger.latest_drills) is older, or that never passed one, is critical."""
     result = CheckResult(OK, night, tally=tally(rows, judged), max_age=max_age)
     critical: list[str] = []
     warning: list[str] = []
@@ -194,6 +198,13 @@ def evaluate(
             f"{len(too_old)} with no success within {format_duration(max_age)} "
             f"({short_list(too_old)})"
         )
+    if drill_max_age is not None:
+        undrilled = _undrilled(sorted(judged.apps), drills or {}, now, drill_max_age)
+        if undrilled:
+            critical.append(
+                f"{plural(len(undrilled), 'app')} with no passed drill within "
+                f"{format_duration(drill_max_age)} ({short_list(undrilled)})"
+            )
     if ages and None not in ages:
         result.age = max(a for a in ages if a is not None)
 
@@ -225,3 +236,18 @@ def _verdict(
     elif row is not None and row["status"] == "skipped":
         verdict.note = "skipped"
     return verdict
+
+
+def _undrilled(
+    app_ids: Sequence[str],
+    drills: Mapping[str, Mapping[str, Any]],
+    now: datetime,
+    max_age: float,
+) -> list[str]:
+    """The apps whose latest passed drill is older than `max_age`, or that have none."""
+    stale = []
+    for app_id in app_ids:
+        passed = (drills.get(app_id) or {}).get("last_passed_at")
+        if not isinstance(passed, datetime) or (now - passed).total_seconds() > max_age:
+            stale.append(app_id)
+    return stale

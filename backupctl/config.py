@@ -84,7 +84,11 @@ def _positive_duration(value: Any) -> float:
     return seconds
 
 
-DURATION_PARSERS = (_duration, _positive_duration)
+def _opt_positive_duration(value: Any) -> float | None:
+    return None if value in (None, "") else _positive_duration(value)
+
+
+DURATION_PARSERS = (_duration, _positive_duration, _opt_positive_duration)
 
 
 def _timezone(value: Any) -> ZoneInfo:
@@ -286,6 +290,22 @@ KEYS: tuple[Key, ...] = (
     ),
     Key("monitoring", "ping_url", _ping_url, None, "healthchecks-style ping URL", True),
     Key("monitoring", "metrics_file", _opt_str, None, "Prometheus textfile to write"),
+    Key(
+        "drill",
+        "postgres_url",
+        _opt_str,
+        None,
+        "Postgres server drills restore into (a scratch database each); empty: embedded",
+        True,
+    ),
+    Key(
+        "drill",
+        "max_age",
+        _opt_positive_duration,
+        None,
+        "check is CRITICAL for an app whose latest passed drill is older; empty: off",
+    ),
+    Key("drill", "timeout", _positive_duration, 3600.0, "per drill_argv program run"),
 )
 _BY_DOTTED = {key.dotted: key for key in KEYS}
 _SECTIONS = {key.section for key in KEYS if key.section}

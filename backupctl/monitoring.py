@@ -325,6 +325,7 @@ def write_metrics(
     app_ids: Iterable[str] | None = None,
     nights: Sequence[Mapping[str, Any]] | None = None,
     now: float | None = None,
+    drills: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> bool:
     """Write the night's metrics to `path` in the textfile-collector format, atomically.
 
@@ -334,7 +335,9 @@ def write_metrics(
     (None: the night's planned apps): each gets its last-success timestamp, 0 if it never
     succeeded. Apps that left the registry get none, so an alert on the timestamp's age
     forgets them. `nights` (optional, `Ledger.list_nights(n)`) adds the newest complete
-    night. Returns whether the file was written; never raises.
+    night. `drills` (optional, `Ledger.latest_drills(ids)`) adds each app's latest
+    passed drill and the duration of its latest drill. Returns whether the file was
+    written; never raises.
     """
     try:
         _write_metrics(
@@ -346,6 +349,7 @@ def write_metrics(
             app_ids=app_ids,
             nights=nights,
             now=time.time() if now is None else now,
+            drills=drills,
         )
         return True
     except Exception as exc:  # metrics must never fail a backup run
@@ -364,6 +368,7 @@ def _write_metrics(
     app_ids: Iterable[str] | None,
     nights: Sequence[Mapping[str, Any]] | None,
     now: float,
+    drills: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> None:
     from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
@@ -444,6 +449,9 @@ def _write_metrics(
             registry=registry,
         ).set(_midnight_utc(max(complete)) if complete else 0)
 
+    if drills is not None:
+        _drill_metrics(registry, drills)
+
     Gauge(
         "backupctl_metrics_written_timestamp_seconds",
         "Unix time this file was written.",
@@ -453,3 +461,26 @@ def _write_metrics(
     # Not prometheus_client's write_to_textfile: its temporary name is predictable
     # and opened without O_EXCL, so a planted link there would be written through.
     write_atomically(Path(path), generate_latest(registry))
+
+
+def _drill_metrics(registry: Any, drills: Mapping[str, Mapping[str, Any]]) -> None:
+    from prometheus_client import Gauge
+
+    passed = Gauge(
+        "backupctl_last_drill_success_timestamp_seconds",
+        "Unix time the app's latest passed drill (backupctl drill) finished; 0: never.",
+        ["app"],
+        registry=registry,
+    )
+    duration = Gauge(
+        "backupctl_drill_duration_seconds",
+        "Seconds the app's latest drill took (passed or failed).",
+        ["app"],
+        registry=registry,
+    )
+    for app in sorted(drills):
+        latest = drills[app]
+        at = latest.get("last_passed_at")
+        passed.labels(app=app).set(_timestamp(at) if isinstance(at, datetime) else 0)
+        if latest.get("last_duration_s") is not None:
+            duration.labels(app=app).set(float(latest["last_duration_s"]))

@@ -71,6 +71,7 @@ def write_night_metrics(
         night_status=night_status,
         app_ids=app_ids,
         nights=ledger.list_nights(7),
+        drills=ledger.latest_drills(list(app_ids)),
     )
 
 

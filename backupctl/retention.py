@@ -44,13 +44,22 @@ def _month(night: date) -> tuple[int, int]:
     return night.year, night.month
 
 
-def protected_apps(by_app: Mapping[str, Sequence[Mapping[str, Any]]]) -> dict[str, str]:
+def protected_apps(
+    by_app: Mapping[str, Sequence[Mapping[str, Any]]],
+    drills: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, str]:
     """The apps whose older backups prune must keep whole, each with the reason: their
     newest good backup is in doubt, so an older one may be the last good one. Today:
     a newest succeeded nightly backup that carries a warning (far smaller than
-    usual). `by_app`: each app's succeeded nightly rows, newest night first. (The
-    seam for more reasons, such as a newest backup that failed its latest drill.)"""
+    usual), or a latest drill that failed. `by_app`: each app's succeeded nightly
+    rows, newest night first; `drills`: Ledger.latest_drills of those apps."""
     reasons: dict[str, str] = {}
+    for app_id, latest in (drills or {}).items():
+        if app_id in by_app and latest.get("last_status") == "failed":
+            reasons[app_id] = (
+                f"its latest drill (backup {latest['last_backup_id']}, night "
+                f"{latest['last_run_date']}) failed: {latest['last_error']}"
+            )
     for app_id, rows in by_app.items():
         newest = rows[0] if rows else None
         if newest is not None and newest.get("warning"):
@@ -85,7 +94,7 @@ def prune(
     by_app: dict[str, list[Mapping[str, Any]]] = {}
     for found in ledger.nightly_succeeded_by_app():
         by_app.setdefault(str(found["app_id"]), []).append(found)
-    report.protected = protected_apps(by_app)
+    report.protected = protected_apps(by_app, ledger.latest_drills(list(by_app)))
     for app_id, rows in by_app.items():
         if app_id in report.protected:
             report.kept += len(rows)

@@ -29,6 +29,10 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
     ),
     "config": ("config_cmd", "The configuration."),
     "db": ("db", "The ledger database."),
+    "drill": (
+        "drill",
+        "Restore backups into scratch targets, check them and record the verdict.",
+    ),
     "prune": (
         "maintenance",
         "Delete nightly backups that [retention] no longer keeps; their rows turn `pruned`.",

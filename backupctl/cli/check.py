@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,7 +15,11 @@ from backupctl.errors import BackupctlError
 from backupctl.redact import redact_text
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from backupctl.checks import AppVerdict
+    from backupctl.config import Settings
+    from backupctl.ledger import Ledger
 
 
 @cli.command("check")
@@ -52,7 +56,8 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
                   can't be read, or a backup is far smaller than usual ([run]
                   min_size_ratio)
       2 CRITICAL  a backup failed, the night is missing or missed, a backup is stuck
-                  running past its lease, or an enabled app had no success within --max-age
+                  running past its lease, an enabled app had no success within
+                  --max-age, or (with [drill] max_age) no passed drill within it
       3 UNKNOWN   the ledger or the configuration can't be read
 
     \b
@@ -88,6 +93,7 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
             last_successes=ledger.last_successes(shown),
             now=now,
             max_age=max_age,
+            **_drills(settings, ledger, judged.apps),
         )
     except BackupctlError as exc:
         message = str(exc).replace("\n", "; ")
@@ -128,6 +134,14 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
         lines = [_app_line(a, now) for a in result.apps]
         click.echo(plugin_output(result.summary, perfdata(result), lines))
     ctx.exit(result.code)
+
+
+def _drills(settings: Settings, ledger: Ledger, app_ids: Iterable[str]) -> dict[str, Any]:
+    """evaluate's drill arguments: none unless [drill] max_age is set."""
+    max_age = settings.values.get("drill.max_age")
+    if max_age is None:
+        return {}
+    return {"drills": ledger.latest_drills(list(app_ids)), "drill_max_age": float(max_age)}
 
 
 def _app_line(a: AppVerdict, now: datetime) -> str:

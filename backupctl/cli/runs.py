@@ -24,6 +24,8 @@ from backupctl.durations import format_duration
 def runs(ctx: click.Context, last: int, as_json: bool) -> None:
     """One line per night: its status, counts by status, duration, bytes and warnings.
 
+    drills: the night's backups restored by `backupctl drill` (and how many failed).
+
     A warning is a succeeded backup far smaller than usual ([run] min_size_ratio).
 
     Nights that no run-nightly recorded appear as `missed`.
@@ -58,6 +60,8 @@ def runs(ctx: click.Context, last: int, as_json: bool) -> None:
                                 "skipped",
                                 "bytes",
                                 "warnings",
+                                "drills",
+                                "drills_failed",
                             )
                         },
                         "duration_s": float(n["duration_s"])
@@ -86,6 +90,7 @@ def runs(ctx: click.Context, last: int, as_json: bool) -> None:
             "duration",
             "bytes",
             "warnings",
+            "drills",
         ],
         [
             [
@@ -100,7 +105,14 @@ def runs(ctx: click.Context, last: int, as_json: bool) -> None:
                 format_duration(float(n["duration_s"])) if n["duration_s"] is not None else "-",
                 human_size(int(n["bytes"])) if n["planned"] else "-",
                 str(n["warnings"]),
+                _drills(n),
             ]
             for n in nights
         ],
     )
+
+
+def _drills(night: dict[str, object]) -> str:
+    """'3', or '3 (1 failed)'."""
+    failed = night["drills_failed"]
+    return f"{night['drills']}" + (f" ({failed} failed)" if failed else "")

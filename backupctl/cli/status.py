@@ -55,6 +55,8 @@ def _status_word(row: dict[str, Any]) -> str:
 def status(ctx: click.Context, run_date: date | None, as_json: bool) -> None:
     """Show one night, app by app: status, attempts, duration, size and error or warning.
 
+    The night's drills (`backupctl drill`), if any, follow in a short section.
+
     A warning is a succeeded backup far smaller than usual ([run] min_size_ratio).
 
     The summary counts the enabled apps of the registry; backups of apps that left
@@ -82,6 +84,7 @@ def status(ctx: click.Context, run_date: date | None, as_json: bool) -> None:
     counts = tally(rows, judged)
     ours = [row for row in rows if judged.judges(str(row["app_id"]))]
     history = [row for row in rows if not judged.judges(str(row["app_id"]))]
+    drills = ledger.night_drills(night_date)
     if as_json:
         emit_json(
             "status",
@@ -110,6 +113,21 @@ def status(ctx: click.Context, run_date: date | None, as_json: bool) -> None:
                     for row in rows
                 ],
                 "judged": judged_json(judged, counts),
+                "drills": [
+                    {
+                        k: d[k]
+                        for k in (
+                            "app_id",
+                            "backup_id",
+                            "started_at",
+                            "duration_s",
+                            "status",
+                            "restored",
+                            "error",
+                        )
+                    }
+                    for d in drills
+                ],
             },
         )
         return
@@ -127,6 +145,14 @@ def status(ctx: click.Context, run_date: date | None, as_json: bool) -> None:
             f"no longer in the registry ({plural(len(history), 'backup')}, history, not judged):",
             [HEADERS[0], "registry", *HEADERS[1:]],
             [[_cells(r)[0], judged.standing(str(r["app_id"])), *_cells(r)[1:]] for r in history],
+        )
+    if drills:
+        click.echo()
+        failed = sum(1 for d in drills if d["status"] == "failed")
+        table(
+            f"drills of this night's backups ({plural(len(drills), 'drill')}, {failed} failed):",
+            ["app", "backup", "drill", "duration", "restored", "error"],
+            [_drill_cells(d) for d in drills],
         )
 
 
@@ -171,3 +197,16 @@ def _note(row: dict[str, Any]) -> str:
     if row["status"] == "succeeded" and row["warning"]:
         return f"warning: {row['warning']}"
     return str(row["error"] or "")
+
+
+def _drill_cells(d: dict[str, Any]) -> list[str]:
+    restored = d["restored"] or {}
+    shown = ", ".join(f"{k} {v}" for k, v in restored.items() if k != "note") or "-"
+    return [
+        str(d["app_id"]),
+        str(d["backup_id"]),
+        str(d["status"]),
+        format_duration(float(d["duration_s"])),
+        shown,
+        one_line(redact_text(str(d["error"] or "")))[:200],
+    ]

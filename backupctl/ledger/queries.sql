@@ -392,7 +392,10 @@ SELECT n.run_date, n.status, n.started_at, n.finished_at,
        count(b.id) FILTER (WHERE b.status = 'pruned') AS pruned,
        count(b.id) FILTER (WHERE b.status = 'skipped') AS skipped,
        count(b.id) FILTER (WHERE b.status = 'succeeded' AND b.warning IS NOT NULL) AS warnings,
-       coalesce(sum(b.size_bytes) FILTER (WHERE b.status = 'succeeded'), 0) AS bytes
+       coalesce(sum(b.size_bytes) FILTER (WHERE b.status = 'succeeded'), 0) AS bytes,
+       (SELECT count(*) FROM drills AS d WHERE d.run_date = n.run_date) AS drills,
+       (SELECT count(*) FROM drills AS d
+        WHERE d.run_date = n.run_date AND d.status = 'failed') AS drills_failed
 FROM (SELECT * FROM nightly_runs ORDER BY run_date DESC LIMIT %(last)s) AS n
 LEFT JOIN backups AS b ON b.run_date = n.run_date AND b.trigger = 'nightly'
 GROUP BY n.run_date, n.status, n.started_at, n.finished_at
@@ -469,3 +472,56 @@ LIMIT %(limit)s;
 -- What a backup was found to hold when it succeeded (NULL: made before manifests).
 SELECT id, app_id, run_date, trigger, status, manifest, warning
 FROM backups WHERE id = %(id)s;
+
+-- name: record_drill
+-- A drill ended: its one row. Run again after a lost answer, the row it wrote is
+-- found (same backup, same start) instead of a second one.
+WITH found AS (
+    SELECT id FROM drills
+    WHERE backup_id = %(backup_id)s AND started_at = %(started_at)s
+), added AS (
+    INSERT INTO drills (app_id, backup_id, run_date, started_at, duration, status,
+                        restored, error)
+    SELECT %(app_id)s, %(backup_id)s, %(run_date)s, %(started_at)s,
+           make_interval(secs => %(duration_s)s), %(status)s, %(restored)s::jsonb, %(error)s
+    WHERE NOT EXISTS (SELECT 1 FROM found)
+    RETURNING id
+)
+SELECT id FROM added UNION ALL SELECT id FROM found;
+
+-- name: latest_drills
+-- Per app, its latest drill and its latest passed one (check, prune, metrics).
+SELECT a.app_id,
+       l.status AS last_status, l.started_at AS last_started_at, l.backup_id AS last_backup_id,
+       l.run_date AS last_run_date, l.error AS last_error,
+       extract(epoch FROM l.duration)::float8 AS last_duration_s,
+       p.finished_at AS last_passed_at
+FROM unnest(%(app_ids)s::text[]) AS a(app_id)
+LEFT JOIN LATERAL (
+    SELECT status, started_at, backup_id, run_date, error, duration FROM drills
+    WHERE drills.app_id = a.app_id ORDER BY started_at DESC, id DESC LIMIT 1
+) AS l ON true
+LEFT JOIN LATERAL (
+    SELECT finished_at FROM drills
+    WHERE drills.app_id = a.app_id AND status = 'passed'
+    ORDER BY started_at DESC, id DESC LIMIT 1
+) AS p ON true;
+
+-- name: night_drills
+-- The drills of a night's backups, newest first.
+SELECT id, app_id, backup_id, run_date, started_at, finished_at,
+       extract(epoch FROM duration)::float8 AS duration_s, status, restored, error
+FROM drills
+WHERE run_date = %(run_date)s
+ORDER BY app_id, started_at DESC, id DESC;
+
+-- name: drillable_backup
+-- What `drill` restores: the app's succeeded nightly backup of a night, or (no
+-- night given) of the latest night that has one; with its manifest.
+SELECT id, app_id, run_date, trigger, status, artifact_uri, size_bytes, sha256, written_by,
+       manifest
+FROM backups
+WHERE app_id = %(app_id)s AND trigger = 'nightly' AND status = 'succeeded'
+  AND (%(run_date)s::date IS NULL OR run_date = %(run_date)s)
+ORDER BY run_date DESC
+LIMIT 1;

@@ -465,6 +465,52 @@ class Ledger:
         rows = self._rows("backup_manifest", id=backup_id)
         return Manifest.from_json(rows[0]["manifest"]) if rows else None
 
+    # -- drills -------------------------------------------------------------------
+
+    def drillable_backup(self, app_id: str, run_date: date | None) -> dict[str, Any] | None:
+        """The app's succeeded nightly backup of `run_date` (None: of the latest night
+        that has one), with its manifest (jsonb, None for older rows)."""
+        rows = self._rows("drillable_backup", app_id=app_id, run_date=run_date)
+        return rows[0] if rows else None
+
+    def record_drill(
+        self,
+        *,
+        app_id: str,
+        backup_id: int,
+        run_date: date,
+        started_at: datetime,
+        duration_s: float,
+        passed: bool,
+        restored: dict[str, Any],
+        error: str | None,
+    ) -> int:
+        """Record a finished drill (one row, written once); return its id."""
+        import json
+
+        rows = self._rows(
+            "record_drill",
+            app_id=app_id,
+            backup_id=backup_id,
+            run_date=run_date,
+            started_at=started_at,
+            duration_s=duration_s,
+            status="passed" if passed else "failed",
+            restored=json.dumps(restored, separators=(",", ":")),
+            error=error[:4000] if error is not None else None,
+        )
+        return int(rows[0]["id"])
+
+    def latest_drills(self, app_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Per app id: its latest drill (last_status, last_started_at, ...; None
+        when never drilled) and when its latest passed drill finished."""
+        rows = self._rows("latest_drills", app_ids=sorted(set(app_ids)))
+        return {str(row["app_id"]): row for row in rows}
+
+    def night_drills(self, run_date: date) -> list[dict[str, Any]]:
+        """The drills of a night's backups, per app newest first."""
+        return self._rows("night_drills", run_date=run_date)
+
     def release(self, claim: Claim, owner: str, status: str = "pending") -> bool:
         """Give back a claim cut short by shutdown, so it costs no attempt."""
         rows = self._rows("release", id=claim.id, owner=owner, attempt=claim.attempt, status=status)

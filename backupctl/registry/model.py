@@ -111,7 +111,8 @@ def _storage_url(value: Any) -> str:
 
 KINDS: dict[str, KindSpec] = {
     "files": KindSpec({"path": _path}, frozenset({"path"}), paths=frozenset({"path"})),
-    "command": KindSpec({"argv": _argv}, frozenset({"argv"})),
+    # drill_argv: a program `backupctl drill` runs with the restored output as its stdin.
+    "command": KindSpec({"argv": _argv, "drill_argv": _argv}, frozenset({"argv"})),
     "postgres": KindSpec(
         {"dsn": _dsn, "dsn_env": _env_name, "pg_bin_dir": _path},
         frozenset(),

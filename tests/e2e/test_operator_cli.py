@@ -210,6 +210,7 @@ def test_runs_shows_each_night_with_counts_and_missed_nights(setup: Setup) -> No
         "duration",
         "bytes",
         "warnings",
+        "drills",
     ]
     assert lines[1].split()[:8] == ["2026-11-27", "incomplete", "4", "3", "1", "0", "0", "0"]
     assert lines[2].split()[:2] == ["2026-11-26", "missed"]

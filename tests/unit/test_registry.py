@@ -161,7 +161,7 @@ def test_a_field_of_another_kind_is_unknown(tmp_path: Path) -> None:
 
     assert problems(path) == [
         f"{path}:1: app 'c': unknown field 'path' for kind 'command' "
-        "(known: allow_empty, argv, enabled, id, kind, recipients, storage)"
+        "(known: allow_empty, argv, drill_argv, enabled, id, kind, recipients, storage)"
     ]
 
 
@@ -316,7 +316,7 @@ pth = 1
         f"{path}:16: app 'Shop': argv: must be a non-empty list of strings, "
         'e.g. ["pg_dumpall", "--clean"]',
         f"{path}:16: app 'Shop': unknown field 'pth' for kind 'command' "
-        "(known: allow_empty, argv, enabled, id, kind, recipients, storage)",
+        "(known: allow_empty, argv, drill_argv, enabled, id, kind, recipients, storage)",
     ]
 
 
