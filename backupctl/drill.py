@@ -195,9 +195,9 @@ def _drill_postgres(
     # A database of this name is a drill's that was killed (SIGKILL) before its
     # clean-up: nobody else names databases so.
     _drop_scratch(conninfo, password, dbname)
-    if not create_database(conninfo, password, dbname):
-        raise BackupFailed(f"database {dbname} exists already: another drill of this backup?")
-    try:
+    try:  # entered before the database exists: a signal right after CREATE still drops it
+        if not create_database(conninfo, password, dbname):
+            raise BackupFailed(f"database {dbname} exists already: another drill of this backup?")
         restore_artifact(
             storages,
             artifact,
@@ -212,7 +212,11 @@ def _drill_postgres(
             tables, rows = _count_rows(conn)
     finally:
         try:
-            _drop_scratch(conninfo, password, dbname)
+            try:
+                _drop_scratch(conninfo, password, dbname)
+            except DrillStopped:
+                _drop_scratch(conninfo, password, dbname)  # it landed mid-drop; raised once
+                raise
         except BackupFailed as exc:
             raise BackupFailed(f"{exc} (on {redact_url(server)}): drop it by hand") from None
     restored["tables"] = len(tables)
