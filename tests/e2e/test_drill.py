@@ -56,14 +56,20 @@ def back_up(setup: Setup, **env: str) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+def backed_up_shop(setup: Setup, make_db: MakeDb, server: str, rows: int = 5_000) -> str:
+    """A seeded postgres app `shop`, backed up for NIGHT, drills set up; its DSN."""
+    dsn = make_db(server)
+    seed_shop(dsn, rows=rows)
+    pg_registry(setup)
+    drills_env(setup, server)
+    back_up(setup, SHOP_DSN=dsn)
+    return dsn
+
+
 def test_a_postgres_drill_passes_reports_the_exact_rows_and_leaves_no_database(
     setup: Setup, make_db: MakeDb, pg_server_url: str
 ) -> None:
-    dsn = make_db(pg_server_url)
-    seed_shop(dsn, rows=5_000)
-    pg_registry(setup)
-    drills_env(setup, pg_server_url)
-    back_up(setup, SHOP_DSN=dsn)
+    dsn = backed_up_shop(setup, make_db, pg_server_url)
 
     proc = setup.cli("drill", "--json")
     assert proc.returncode == 0, proc.stderr
@@ -105,11 +111,7 @@ def test_usage_errors_exit_2(setup: Setup, make_db: MakeDb, pg_server_url: str) 
 def test_a_flipped_byte_fails_the_drill_and_says_why(
     setup: Setup, make_db: MakeDb, pg_server_url: str
 ) -> None:
-    dsn = make_db(pg_server_url)
-    seed_shop(dsn, rows=5_000)
-    pg_registry(setup)
-    drills_env(setup, pg_server_url)
-    back_up(setup, SHOP_DSN=dsn)
+    backed_up_shop(setup, make_db, pg_server_url)
     [(backup_id, uri)] = setup.query("SELECT id, artifact_uri FROM backupctl.backups")
     path = Path(str(uri).removeprefix("file://"))
     blob = bytearray(path.read_bytes())

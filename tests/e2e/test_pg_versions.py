@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,6 +87,15 @@ def back_up(setup: Setup, source: str, **env: str) -> dict[str, object]:
     return row_of(setup, "shop")
 
 
+def restore_with_15_first(
+    setup: Setup, target: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`restore shop` into `target` with the 15 tools first on PATH."""
+    return setup.cli(
+        "restore", "shop", *args, "--to", "env:TARGET", TARGET=target, PATH=path_15_first()
+    )
+
+
 def test_a_16_source_is_dumped_by_a_16_pg_dump_though_pg_dump_15_comes_first_on_path(
     setup: Setup, pg16_server: str, pg15_client: Path, make_db: MakeDb
 ) -> None:
@@ -103,16 +113,7 @@ def test_a_15_source_is_backed_up_and_restored_into_a_database_restore_creates(
     assert re.fullmatch(r"pg_dump 16\.\d+", str(row["written_by"])), row["written_by"]
 
     target = make_db(pg15_server, create=False)
-    restored = setup.cli(
-        "restore",
-        "shop",
-        "--date",
-        NIGHT,
-        "--to",
-        "env:TARGET",
-        TARGET=target,
-        PATH=path_15_first(),
-    )
+    restored = restore_with_15_first(setup, target, "--date", NIGHT)
 
     assert restored.returncode == 0, restored.stderr
     assert re.search(r"with pg_restore 16\.\d+$", restored.stdout.strip()), restored.stdout
@@ -131,9 +132,7 @@ def test_with_only_pg_dump_15_allowed_a_15_source_is_dumped_by_it_and_restored_b
 
     target = make_db(pg15_server)
     # Both majors are there: the same major as the pg_dump that wrote it is preferred.
-    restored = setup.cli(
-        "restore", "shop", "--to", "env:TARGET", TARGET=target, PATH=path_15_first()
-    )
+    restored = restore_with_15_first(setup, target)
 
     assert restored.returncode == 0, restored.stderr
     assert re.search(r"with pg_restore 15\.\d+$", restored.stdout.strip()), restored.stdout
@@ -147,16 +146,7 @@ def test_restore_of_a_16_archive_picks_pg_restore_16_though_15_comes_first_on_pa
     back_up(setup, source)
     target = make_db(pg16_server)
 
-    restored = setup.cli(
-        "restore",
-        "shop",
-        "--date",
-        NIGHT,
-        "--to",
-        "env:TARGET",
-        TARGET=target,
-        PATH=path_15_first(),
-    )
+    restored = restore_with_15_first(setup, target, "--date", NIGHT)
 
     assert restored.returncode == 0, restored.stderr
     assert re.search(r"with pg_restore 16\.\d+$", restored.stdout.strip()), restored.stdout
@@ -230,9 +220,7 @@ def test_a_backup_without_a_recorded_pg_dump_is_matched_by_its_archive_header(
         PATH=str(PG15),
         BACKUPCTL_PG_EMBEDDED="false",
     )
-    restored = setup.cli(
-        "restore", "shop", "--to", "env:TARGET", TARGET=target, PATH=path_15_first()
-    )
+    restored = restore_with_15_first(setup, target)
 
     assert refused.returncode == 1
     assert refused.stderr.splitlines()[-1] == (
