@@ -50,9 +50,8 @@ def with_retries(label: str, attempt: Callable[[], T]) -> T:
                     f"{label}: cannot read the registry: {exc} ({plural(ATTEMPTS, 'attempt')})"
                 ) from None
             wait = BACKOFF * 2 ** (number - 1)
-            log.warning(
-                "%s: registry attempt %d failed (%s); again in %gs", label, number, exc, wait
-            )
+            # INFO, not WARNING: the error that may follow says it all, in one line.
+            log.info("%s: registry attempt %d failed (%s); again in %gs", label, number, exc, wait)
             time.sleep(wait)
     raise AssertionError("unreachable")
 

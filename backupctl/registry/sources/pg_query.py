@@ -14,10 +14,18 @@ from typing import TYPE_CHECKING, Any
 
 from backupctl.errors import RegistryError
 from backupctl.redact import redact_text, redact_url
-from backupctl.registry.sources import Entry, RegistrySpec, Retryable, app_label, json_type, with_retries
+from backupctl.registry.sources import (
+    Entry,
+    RegistrySpec,
+    Retryable,
+    app_label,
+    json_type,
+    with_retries,
+)
 
 if TYPE_CHECKING:
     import psycopg
+
 
 class PgQuery:
     """A postgresql:// registry URL and its `registry_query`."""
