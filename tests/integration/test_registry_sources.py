@@ -175,6 +175,18 @@ def test_a_token_variable_that_is_not_set_is_a_configuration_error(api: Registry
     assert api.requests == []
 
 
+@pytest.mark.parametrize("value", ["tok\r\nX-Injected: 1", "tok-ü"])
+def test_a_token_a_header_cannot_carry_is_refused_before_any_request(
+    api: RegistryApi, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("REGISTRY_TOKEN", value)
+
+    assert problems(api.url, token_env="REGISTRY_TOKEN") == [
+        "registry_token_env: $REGISTRY_TOKEN holds a line break or a non-ASCII character"
+    ]
+    assert api.requests == []
+
+
 def test_a_5xx_is_retried_then_unavailable_in_one_line(api: RegistryApi, token: str) -> None:
     api.serve(500, b"<html>Internal Server Error</html>")
 

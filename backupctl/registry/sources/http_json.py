@@ -76,8 +76,10 @@ class HttpJson:
                 raise RegistryError(
                     [f"registry_token_env: ${name} is not set or empty (the registry's token)"]
                 )
-            if any(c in token for c in "\r\n\0"):
-                raise RegistryError([f"registry_token_env: ${name} holds a line break"])
+            if not (token.isascii() and token.isprintable()):  # a header can't carry it
+                raise RegistryError(
+                    [f"registry_token_env: ${name} holds a line break or a non-ASCII character"]
+                )
             # Unredirected: never sent on to wherever a redirect points (none is followed).
             request.add_unredirected_header("Authorization", f"Bearer {token}")
         return request
@@ -116,7 +118,8 @@ class HttpJson:
                 return b"".join(chunks)
         except urllib.error.HTTPError as exc:
             exc.close()
-            raise self._refused(exc.code, exc.reason, exc.headers.get("Location")) from None
+            location = exc.headers.get("Location") if exc.headers else None
+            raise self._refused(exc.code, exc.reason, location) from None
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, ssl.SSLCertVerificationError):
                 raise self._untrusted(exc.reason) from None
