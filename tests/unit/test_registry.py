@@ -256,8 +256,16 @@ def test_missing_registry_file_is_reported(tmp_path: Path) -> None:
     assert problems(path) == [f"{path}: no such registry file"]
 
 
-def test_registry_path_that_is_a_directory_is_reported(tmp_path: Path) -> None:
-    assert problems(str(tmp_path)) == [f"{tmp_path}: cannot read the registry: Is a directory"]
+def test_registry_path_that_is_a_directory_is_a_folder_of_registry_files(
+    tmp_path: Path,
+) -> None:
+    assert load_registry(str(tmp_path)) == []
+    write(tmp_path, '[[app]]\nid = "a"\nkind = "command"\nargv = ["true"]\n', "team.toml")
+    assert [app.id for app in load_registry(str(tmp_path))] == ["a"]
+
+
+def test_registry_folder_that_does_not_exist_is_reported(tmp_path: Path) -> None:
+    assert problems(f"{tmp_path}/apps.d/") == [f"{tmp_path}/apps.d/: no such registry folder"]
 
 
 def test_registry_that_is_not_utf8_is_reported(tmp_path: Path) -> None:
