@@ -27,9 +27,10 @@ from psycopg.conninfo import make_conninfo
 AWS_CALL_LOG = os.environ.get("BACKUPCTL_TEST_AWS_CALL_LOG")
 RECORD_AWS_CALLS = {"BACKUPCTL_AWS_CALL_LOG": AWS_CALL_LOG} if AWS_CALL_LOG else {}
 
-# The suite must never pick up an operator's real configuration.
+# The suite must never pick up an operator's real configuration. (BACKUPCTL_TEST_*
+# stay, for the test processes xdist starts from this one.)
 for _name in list(os.environ):
-    if _name.startswith("BACKUPCTL_") and _name != "BACKUPCTL_TEST_DATABASE_URL":
+    if _name.startswith("BACKUPCTL_") and not _name.startswith("BACKUPCTL_TEST_"):
         del os.environ[_name]
 
 REPO = Path(__file__).resolve().parent.parent
