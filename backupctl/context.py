@@ -7,7 +7,6 @@ from pathlib import Path
 
 from backupctl.config import Settings
 from backupctl.kinds import KindOptions
-from backupctl.kinds.pgtools import PgTools
 from backupctl.ledger import Ledger, connect_ledger
 from backupctl.registry import App, load_registry
 from backupctl.storage import Storages
@@ -74,17 +73,12 @@ def open_storages(settings: Settings) -> Storages:
 
 
 def kind_options(settings: Settings) -> KindOptions:
+    """What the kinds take from the configuration (where their programs are)."""
     # pg_embedded has no Settings field of its own: read from the values in effect.
     return KindOptions(
         pg_bin_dir=settings.pg_bin_dir,
         pg_embedded=bool(settings.values.get("pg_embedded", True)),
     )
-
-
-def pg_tools(settings: Settings) -> PgTools:
-    """Where a restore looks for pg_restore: the global pg_bin_dir, PATH, embedded."""
-    options = kind_options(settings)
-    return PgTools(options.pg_bin_dir, options.pg_embedded)
 
 
 def load_apps(settings: Settings) -> list[App]:

@@ -113,7 +113,7 @@ def restore(
     if run_date is not None and backup_id is not None:
         raise click.UsageError("give --date D or --adhoc ID, not both")
     settings = settings_from(ctx)
-    from backupctl.context import open_ledger, open_storages, pg_tools
+    from backupctl.context import kind_options, open_ledger, open_storages
     from backupctl.restore import Owners, choose_artifact, restore_artifact
 
     quiet = bool(ctx.obj.get("quiet"))
@@ -136,7 +136,7 @@ def restore(
             artifact,
             _target(target),
             clean=clean,
-            pg_tools=pg_tools(settings),
+            kind_options=kind_options(settings),
             create=not no_create,
             say=say,
             owners=Owners(
