@@ -84,13 +84,14 @@ def parse_dsn(text: str, *, database_required: bool = True) -> MysqlDsn:
     ValueError saying what is wrong, never quoting the password."""
     if "\0" in text:
         raise ValueError("must not contain a NUL character")
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    if scheme not in SCHEMES:
+        raise ValueError(f"must be a mysql:// URL ({EXAMPLE})")
     try:
         parts = urlsplit(text)
         port = parts.port
     except ValueError:
         raise ValueError(f"is not a valid MySQL DSN ({EXAMPLE})") from None
-    if parts.scheme.lower() not in SCHEMES:
-        raise ValueError(f"must be a mysql:// URL ({EXAMPLE})")
     if parts.fragment:
         raise ValueError("must not have a #fragment")
     path = parts.path.removeprefix("/")
