@@ -34,6 +34,7 @@ EXAMPLE = "mysql://user:password@host:3306/db, or mysql://user@/db?socket=/run/m
 STDERR_TAIL = 2000
 # "ERROR 2002 (HY000): Can't connect..." (mariadb, mysql); "Got error: 2002: ..." (dumps)
 _ERROR_CODE = re.compile(r"(?:ERROR |Got error: )(\d{4})")
+_ECHOED_STATEMENT = re.compile(r"^-{14}\n.*?^-{14}\n", re.DOTALL | re.MULTILINE)
 _USING_PASSWORD = re.compile(r"\(using password: (YES|NO)\)")
 _SAID = {"YES": "(with a password)", "NO": "(without a password)"}
 # Client errors that mean the server was not reached (or went away): CR_* 2001-2013.
@@ -143,9 +144,11 @@ def _option_value(value: str) -> str:
 
 def option_file_text(dsn: MysqlDsn) -> str:
     """The option file: what the DSN says in its [client] group (read by every client
-    program), and a connect timeout in [mysql] (which only the mariadb/mysql client
-    knows: an option a program does not know is an error to it). Settings the DSN
-    leaves out come from the usual option files (~/.my.cnf)."""
+    program); a connect timeout in [mysql], which only the mariadb/mysql client reads
+    (an option a program does not know is an error to it); and in [mariadb-client],
+    which only MariaDB's client reads, not to echo a failed statement (a restore's
+    holds the backup's rows). Settings the DSN leaves out come from the usual option
+    files (~/.my.cnf)."""
     lines = ["[client]"]
     if dsn.user is not None:
         lines.append(f"user={_option_value(dsn.user)}")
@@ -160,6 +163,7 @@ def option_file_text(dsn: MysqlDsn) -> str:
     elif dsn.port is not None:
         lines += [f"port={dsn.port}", "protocol=tcp"]
     lines += ["[mysql]", f"connect-timeout={CONNECT_TIMEOUT}"]
+    lines += ["[mariadb-client]", "skip-print-query-on-error"]
     return "\n".join(lines) + "\n"
 
 
@@ -294,6 +298,9 @@ class ClientError(BackupFailed):
 def client_failure(label: str, code: int, stderr: str, secrets: Sequence[str]) -> ClientError:
     """The ClientError of a program that exited with `code`: its stderr, on one
     line, redacted."""
+    # A client that echoes the failed statement puts it between lines of dashes: a
+    # restore's statement holds the backup's rows, never shown.
+    stderr = _ECHOED_STATEMENT.sub("", stderr)
     text = " | ".join(line.strip() for line in stderr.strip().splitlines() if line.strip())
     # "(using password: YES)" says no secret, but reads as one to the redaction.
     text = _USING_PASSWORD.sub(lambda m: _SAID[m[1]], text)
