@@ -129,7 +129,14 @@ class MariaDB:
 
     def root_client(self, *extra: str) -> list[str]:
         """argv of the mariadb client, as root over the socket, with `extra` options."""
-        return [self.client, "--no-defaults", f"--socket={self.socket}", "-uroot", *extra]
+        return [
+            self.client,
+            "--no-defaults",
+            f"--socket={self.socket}",
+            "-uroot",
+            "--default-character-set=utf8mb4",
+            *extra,
+        ]
 
     def _as_root(self) -> list[str]:
         return ["--user=root"] if os.geteuid() == 0 else []
@@ -176,6 +183,7 @@ class MariaDB:
                 f"--log-error={log}",
                 f"--tmpdir={self.root}",
                 "--skip-name-resolve",
+                "--character-set-server=utf8mb4",
                 "--innodb-log-file-size=8M",
                 "--innodb-buffer-pool-size=64M",
                 "--innodb-flush-log-at-trx-commit=0",
@@ -211,12 +219,8 @@ class MariaDB:
     def __exit__(self, *exc: object) -> None:
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=STOP_SECONDS)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=STOP_SECONDS)
+            proc.kill()  # nothing in it is kept: no need to wait for a clean shutdown
+            proc.wait(timeout=STOP_SECONDS)
         if self.root != Path():
             shutil.rmtree(self.root, ignore_errors=True)
 
