@@ -7,9 +7,11 @@ import os
 import random
 import stat
 import sys
+from pathlib import Path
 
 import pytest
 
+from backupctl.errors import RegistryError
 from backupctl.kinds.mysql import TableTee
 from backupctl.kinds.mysqlclient import (
     MysqlDsn,
@@ -23,6 +25,7 @@ from backupctl.kinds.mysqlclient import (
     option_file_text,
     parse_dsn,
 )
+from backupctl.registry import load_registry
 
 SECRET = "pw:/#@? x"
 
@@ -224,3 +227,24 @@ def test_a_statement_the_client_echoes_is_left_out_of_its_error() -> None:
     failed = client_failure("mariadb", 1, echoed, [])
     assert "private" not in str(failed) and failed.code == 1142
     assert str(failed).endswith("at line 40: INSERT command denied to user 'r'@'h' for table `t`")
+
+
+def test_the_registry_checks_a_mysql_dsn_without_showing_it(tmp_path: Path) -> None:
+    registry = tmp_path / "apps.toml"
+    registry.write_text(
+        '[[app]]\nid = "crm"\nkind = "mysql"\ndsn = "mysql://u:Secret-pw@db:port/crm"\n\n'
+        '[[app]]\nid = "shop"\nkind = "mysql"\ndsn = "mysql://u:pw@db/"\ndsn_env = "X"\n\n'
+        '[[app]]\nid = "ok"\nkind = "mysql"\ndsn_env = "OK_MYSQL"\nallow_empty = true\n'
+    )
+    with pytest.raises(RegistryError) as caught:
+        load_registry(str(registry))
+    assert caught.value.problems == [
+        f"{registry}:1: app 'crm': dsn: is not a valid MySQL DSN (mysql://user:password@"
+        "host:3306/db, or mysql://user@/db?socket=/run/mysqld/mysqld.sock)",
+        f"{registry}:6: app 'shop': dsn: names no database: add it as the path (mysql://"
+        "user:password@host:3306/db, or mysql://user@/db?socket=/run/mysqld/mysqld.sock)",
+        f"{registry}:6: app 'shop': give exactly one of dsn, dsn_env",
+    ]
+    registry.write_text('[[app]]\nid = "ok"\nkind = "mysql"\ndsn_env = "OK_MYSQL"\n')
+    [app] = load_registry(str(registry))
+    assert app.params == {"dsn_env": "OK_MYSQL"}
