@@ -1,9 +1,11 @@
 """Kind `mysql` (MySQL or MariaDB): mariadb-dump (or mysqldump) of one database in one
-consistent snapshot, with its routines, events and triggers, streamed as SQL; the
-tables it holds read from the stream as it passes (the manifest); restored with the
-mariadb (or mysql) client. The credentials travel in a nameless option file
+consistent snapshot, with its routines, events and triggers, streamed as SQL;
+restored with the mariadb (or mysql) client; drilled in a scratch database
+(mysqldrill.py). The credentials travel in a nameless option file
 (backupctl.kinds.mysqlclient), never in argv.
-"""
+
+Manifest: `tables` (a count) and `table_names`, the tables the dump creates, read
+from the stream as it passes (TableTee)."""
 
 from __future__ import annotations
 
@@ -14,10 +16,12 @@ import shlex
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from backupctl.cancel import CancelToken
 from backupctl.errors import BackupFailed, UsageError
-from backupctl.kinds import DumpResult, Writer, child_environment
+from backupctl.kinds import DumpResult, KindOptions, Writer, child_environment
+from backupctl.kinds.fields import KindSpec, env_name, nonempty_str
 from backupctl.kinds.mysqlclient import (
     CLIENT_PROGRAMS,
     DUMP_PROGRAMS,
@@ -39,11 +43,23 @@ from backupctl.kinds.mysqlclient import (
 )
 from backupctl.kinds.process import stream_stdout
 from backupctl.redact import redact_url
-from backupctl.registry.model import App
+
+if TYPE_CHECKING:
+    from backupctl.drill import DrillTargets
+    from backupctl.manifest import Manifest
+    from backupctl.registry.model import App
+    from backupctl.restore import RestoreRequest, Source
 
 log = logging.getLogger(__name__)
 
+# Writes a dump's SQL to the function it is given (Source.copy_to).
 Feed = Callable[[Callable[[bytes], object]], None]
+
+
+def _dsn(value: Any) -> str:
+    text = nonempty_str(value)
+    parse_dsn(text)  # its ValueError says what is wrong, never quoting the password
+    return text
 
 
 def app_dsn(app: App, environ: Mapping[str, str] | None = None) -> str:
@@ -105,12 +121,13 @@ class TableTee:
 
 class MysqlKind:
     extension = "sql"
+    fields = KindSpec({"dsn": _dsn, "dsn_env": env_name}, one_of=(frozenset({"dsn", "dsn_env"}),))
 
-    def __init__(self, hidden_env: frozenset[str] = frozenset()) -> None:
-        self._hidden_env = hidden_env
+    def __init__(self, options: KindOptions | None = None) -> None:
+        self._options = options or KindOptions()
 
     def _environment(self) -> dict[str, str]:
-        return mysql_environment(child_environment(self._hidden_env))
+        return mysql_environment(child_environment(self._options.hidden_env))
 
     def dump(self, app: App, out: Writer, cancel: CancelToken) -> DumpResult:
         """Stream mariadb-dump's (or mysqldump's) SQL of the app's database to `out`;
@@ -138,9 +155,10 @@ class MysqlKind:
                 label=os.path.basename(program),
                 pass_fds=(options.fd,),
             )
-        tables = tuple(tee.tables)
+        tables = tee.tables
         empty = None if tables else "the database has no tables"
-        return DumpResult(written_by=written_by, tables=tables, empty=empty)
+        manifest = {"tables": len(tables), "table_names": tables}
+        return DumpResult(written_by=written_by, manifest=manifest, empty=empty)
 
     def preflight(self, app: App) -> list[str]:
         """Why a backup would fail now: no dump program, a bad or unset DSN, a server
@@ -171,6 +189,38 @@ class MysqlKind:
         except BackupFailed:
             return []
 
+    def restore(self, source: Source, target: str, request: RestoreRequest) -> str:
+        """Pipe the dump into the mariadb (or mysql) client on the database of DSN
+        `target`: see restore_into."""
+        from backupctl.restore import RestoreFailed
+
+        try:
+            done = restore_into(
+                source.copy_to,
+                target,
+                clean=request.clean,
+                create=request.create,
+                say=request.say,
+                env=self._environment(),
+            )
+        except BackupFailed as exc:
+            raise RestoreFailed(str(exc)) from None
+        return f"{source.label} {done}"
+
+    def drill(
+        self,
+        source: Source,
+        app: App,
+        manifest: Manifest | None,
+        targets: DrillTargets,
+        restored: dict[str, Any],
+    ) -> None:
+        """Restore into a scratch database on [drill] mysql_url, count its tables and
+        rows; every table of the manifest must be there."""
+        from backupctl.kinds.mysqldrill import drill_database
+
+        drill_database(source, targets.server_url("mysql"), manifest, restored, self._environment())
+
 
 def _quiet(_line: str) -> None:
     pass
@@ -183,9 +233,11 @@ def restore_into(
     clean: bool,
     create: bool = True,
     say: Callable[[str], None] = _quiet,
+    env: Mapping[str, str] | None = None,
 ) -> str:
     """Restore a mysql dump into the database of DSN `target` with the mariadb (or
-    mysql) client; `feed(write)` writes the dump's SQL (checked as it streams).
+    mysql) client (run in `env`: default ours, without backupctl's settings);
+    `feed(write)` writes the dump's SQL (checked as it streams).
 
     A missing database is created (said through `say`), unless not `create`
     (UsageError); a database holding tables, views, routines or events is refused
@@ -198,7 +250,7 @@ def restore_into(
         dsn = parse_dsn(target)
     except ValueError as exc:
         raise UsageError(f"--to: {exc}") from None
-    env = mysql_environment(child_environment())
+    env = mysql_environment(child_environment() if env is None else env)
     client = find_program(CLIENT_PROGRAMS, env)
     shown = redact_url(target)
     try:
@@ -223,7 +275,7 @@ def restore_into(
             "restore into an empty database, or pass --clean to replace what it holds"
         )
     try:
-        _run_client(client, dsn, feed, env)
+        pipe_into(client, dsn, feed, env)
     except BaseException as exc:
         if created:
             try:
@@ -240,8 +292,10 @@ def restore_into(
     return f"into {shown} with {program_version(client, env) or os.path.basename(client)}"
 
 
-def _run_client(client: str, dsn: MysqlDsn, feed: Feed, env: dict[str, str]) -> None:
-    """Pipe the dump into the client; ClientError with its stderr when it fails."""
+def pipe_into(client: str, dsn: MysqlDsn, feed: Feed, env: Mapping[str, str]) -> None:
+    """Pipe the dump `feed` writes into the client program `client`, on the DSN's
+    database; ClientError with its stderr when it fails. Killed, never left to run
+    the rest, when `feed` raises (a checksum mismatch, a signal)."""
     label = os.path.basename(client)
     with option_file(dsn) as options, tempfile.TemporaryFile() as stderr:
         # stderr goes to a file: a pipe nobody reads could fill and stall the client.
@@ -250,7 +304,7 @@ def _run_client(client: str, dsn: MysqlDsn, feed: Feed, env: dict[str, str]) -> 
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=stderr,
-            env=env,
+            env=dict(env),
             pass_fds=(options.fd,),
         )
         assert proc.stdin is not None
@@ -270,21 +324,4 @@ def _run_client(client: str, dsn: MysqlDsn, feed: Feed, env: dict[str, str]) -> 
         raise client_failure(label, code, text, [dsn.password or "", dsn.url()])
 
 
-def scratch_target(server: str, name: str) -> tuple[MysqlDsn, str]:
-    """The drill server `server` (a mysql:// URL, its database ignored) and the DSN
-    of database `name` on it; BackupFailed when the URL is bad."""
-    try:
-        base = parse_dsn(server, database_required=False)
-    except ValueError as exc:
-        raise BackupFailed(f"[drill] mysql_url {exc}") from None
-    scratch = base.with_database(name)
-    return scratch, scratch.url()
-
-
-def client_for_drills() -> tuple[str, dict[str, str]]:
-    """The client program and its environment, for a drill's own queries."""
-    env = mysql_environment(child_environment())
-    return find_program(CLIENT_PROGRAMS, env), env
-
-
-__all__ = ["MysqlKind", "TableTee", "restore_into", "scratch_target"]
+__all__ = ["MysqlKind", "TableTee", "pipe_into", "restore_into"]

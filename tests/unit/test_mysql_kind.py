@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from backupctl.errors import RegistryError
-from backupctl.kinds.mysql import TableTee
+from backupctl.kinds.mysql import MysqlKind, TableTee
 from backupctl.kinds.mysqlclient import (
     MysqlDsn,
     OptionFile,
@@ -25,7 +25,7 @@ from backupctl.kinds.mysqlclient import (
     option_file_text,
     parse_dsn,
 )
-from backupctl.registry import load_registry
+from backupctl.registry import App, load_registry
 
 SECRET = "pw:/#@? x"
 
@@ -248,3 +248,14 @@ def test_the_registry_checks_a_mysql_dsn_without_showing_it(tmp_path: Path) -> N
     registry.write_text('[[app]]\nid = "ok"\nkind = "mysql"\ndsn_env = "OK_MYSQL"\n')
     [app] = load_registry(str(registry))
     assert app.params == {"dsn_env": "OK_MYSQL"}
+
+
+def test_the_secrets_of_an_app_are_its_dsn_and_password_and_none_without_a_dsn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    kind = MysqlKind()
+    given = App("crm", "mysql", {"dsn": "mysql://u:s%40cret@db/crm"})
+    assert kind.secrets(given) == ["mysql://u:s%40cret@db/crm", "s@cret"]
+    monkeypatch.delenv("CRM_MYSQL", raising=False)
+    assert kind.secrets(App("crm", "mysql", {"dsn_env": "CRM_MYSQL"})) == []
+    assert kind.extension == "sql" and set(kind.fields.fields) == {"dsn", "dsn_env"}
