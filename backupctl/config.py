@@ -358,6 +358,15 @@ KEYS: tuple[Key, ...] = (
     ),
     Key(
         "drill",
+        "mysql_url",
+        _opt_str,
+        None,
+        "MySQL/MariaDB server drills restore into (mysql://user:pw@host:port/; a scratch "
+        "database each); needed to drill a mysql app",
+        True,
+    ),
+    Key(
+        "drill",
         "max_age",
         _opt_positive_duration,
         None,

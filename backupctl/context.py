@@ -7,7 +7,6 @@ from pathlib import Path
 
 from backupctl.config import Settings
 from backupctl.kinds import KindOptions
-from backupctl.kinds.pgtools import PgTools
 from backupctl.ledger import Ledger, connect_ledger
 from backupctl.registry import App, RegistrySpec, open_source
 from backupctl.registry.load import placed_apps
@@ -76,18 +75,13 @@ def open_storages(settings: Settings) -> Storages:
 
 
 def kind_options(settings: Settings) -> KindOptions:
+    """What the kinds take from the configuration (where their programs are)."""
     # pg_embedded has no Settings field of its own: read from the values in effect.
     return KindOptions(
         pg_bin_dir=settings.pg_bin_dir,
         pg_embedded=bool(settings.values.get("pg_embedded", True)),
         hidden_env=registry_secret_env(settings),
     )
-
-
-def pg_tools(settings: Settings) -> PgTools:
-    """Where a restore looks for pg_restore: the global pg_bin_dir, PATH, embedded."""
-    options = kind_options(settings)
-    return PgTools(options.pg_bin_dir, options.pg_embedded)
 
 
 def registry_spec(settings: Settings) -> RegistrySpec:

@@ -78,12 +78,7 @@ def dump_to_storage(
         if result.empty is not None and not app.allow_empty:
             raise EmptyBackup(f"empty backup: {result.empty}")  # the upload is abandoned
         upload.set_sha256(hashing.sha256.hexdigest())
-    manifest = Manifest(
-        uncompressed_bytes=raw.count,
-        files=result.files,
-        file_bytes=result.file_bytes,
-        tables=result.tables,
-    )
+    manifest = Manifest(uncompressed_bytes=raw.count, fields=dict(result.manifest))
     return Stored(
         key=key,
         size=hashing.size,

@@ -1,4 +1,6 @@
-"""Restore: stream an artifact back, checking its sha256, into a database, folder or file.
+"""Restore: the generic flow. Find the backup, verify its stored bytes, then let its
+kind restore the data, read back decrypted and decompressed, checked again as it
+streams (each kind's module owns where the data goes: backupctl.kinds).
 
 An encrypted artifact (<name>.zst.age) is decrypted on the way with the identities
 given (--identity); without them it is not read at all."""
@@ -6,50 +8,25 @@ given (--identity); without them it is not read at all."""
 from __future__ import annotations
 
 import hashlib
-import logging
-import os
-import re
-import subprocess
-import sys
-import tarfile
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 import zstandard
 
 from backupctl.artifacts import ENCRYPTED_SUFFIX
-from backupctl.atomic import create_temp, publish_new
-from backupctl.errors import BackupctlError, BackupFailed, UsageError
-from backupctl.kinds import kind_of_artifact
-from backupctl.kinds.pgarchive import HEADER_SIZE, archive_format
-from backupctl.kinds.pgconnect import (
-    Unreachable,
-    connect,
-    create_database,
-    database_exists,
-    drop_database,
-    is_empty,
-)
-from backupctl.kinds.pgtools import PgTools, Tool, choose_pg_restore, major_of_recorded
-from backupctl.kinds.postgres import libpq_env, pg_restore_argv, split_password
-from backupctl.redact import redact_text, redact_url
+from backupctl.errors import BackupctlError, UsageError
+from backupctl.kinds import KindOptions, kind_named, kind_of_artifact
+from backupctl.redact import redact_text
 from backupctl.storage import Storages
-from backupctl.untar import UnsafeMember, UnsafeTarget, empty_folder, extract
 
 if TYPE_CHECKING:
     from backupctl.encryption import Decrypting, Identities
     from backupctl.ledger import Ledger
 
-log = logging.getLogger(__name__)
-
 CHUNK = 1 << 20
-# pg_restore: error: could not execute query: ERROR:  role "shopowner" does not exist
-_MISSING_ROLE = re.compile(r'role "[^"]*" does not exist')
 
 
 class RestoreFailed(BackupctlError):
@@ -234,7 +211,7 @@ def verify_deep(
     """verify_artifact, and decrypt (if encrypted) and decompress the whole artifact to
     prove it can be read back. RestoreFailed naming what is wrong."""
     with plain_stream(storages, artifact, identities) as stream:
-        _copy(stream.reader, _discard)
+        copy_data(stream.reader, _discard)
         _verdict(artifact, stream)
 
 
@@ -242,7 +219,8 @@ def _discard(_data: bytes) -> None:
     pass
 
 
-def _copy(reader: BinaryIO, write: Callable[[bytes], object]) -> None:
+def copy_data(reader: BinaryIO, write: Callable[[bytes], object]) -> None:
+    """Copy `reader` (a Source's data) to `write`; a corrupt artifact is RestoreFailed."""
     try:
         while chunk := reader.read(CHUNK):
             write(chunk)
@@ -268,46 +246,93 @@ class Owners:
     same_owner: bool | None = None
 
 
+@dataclass(frozen=True)
+class RestoreRequest:
+    """What the operator asked of a restore, for the kind to honour where it applies.
+
+    `clean`: replace what the target holds (a database's objects, an existing file)
+    instead of refusing a target that is not empty. `create`: create a database that
+    does not exist (postgres). `owners`: see Owners. `say` hears what the restore did
+    on the way ("created database newdb")."""
+
+    clean: bool = False
+    create: bool = True
+    owners: Owners = field(default_factory=Owners)
+    say: Callable[[str], None] = _quiet
+
+
+class Source:
+    """A verified artifact, as a kind's restore reads it: its data (decrypted and
+    decompressed) as often as the kind needs, each read checked again."""
+
+    def __init__(
+        self, storages: Storages, artifact: Artifact, identities: Identities | None = None
+    ) -> None:
+        self.storages = storages
+        self.artifact = artifact
+        self.identities = identities
+
+    @contextmanager
+    def reader(self) -> Iterator[BinaryIO]:
+        """The artifact's data. Leaving the block without an error reads the stored
+        bytes to their end and checks their sha256 and size with the ledger's
+        (RestoreFailed when they differ): do that before the restore is made final
+        (a transaction committed, a file renamed into place)."""
+        with plain_stream(self.storages, self.artifact, self.identities) as stream:
+            yield stream.reader
+            _verdict(self.artifact, stream)
+
+    def copy_to(self, write: Callable[[bytes], object]) -> None:
+        """All of the data to `write`, then the check of the stored bytes."""
+        with self.reader() as reader:
+            copy_data(reader, write)
+
+    def head(self, size: int) -> bytes:
+        """The first `size` bytes of the data (fewer if it is shorter; none if they
+        do not decompress)."""
+        return _head(self.storages, self.artifact, size, self.identities)
+
+    @property
+    def label(self) -> str:
+        """How a restore's line starts: 'restored shop (backup 17)'."""
+        return f"restored {self.artifact.app_id} (backup {self.artifact.backup_id})"
+
+
+def open_source(
+    storages: Storages, artifact: Artifact, identities: Identities | None = None
+) -> Source:
+    """`artifact`, checked before any target is touched: an encrypted one needs
+    `identities` (UsageError, exit 2) that open it (RestoreFailed, exit 1), and its
+    stored bytes must match the ledger's sha256 and size (RestoreFailed)."""
+    need_identity(artifact, identities)
+    verify_artifact(storages, artifact)  # refuse a damaged artifact before touching the target
+    if artifact.encrypted:
+        _head(storages, artifact, 1, identities)  # a wrong identity, before the target too
+    return Source(storages, artifact, identities)
+
+
 def restore_artifact(
     storages: Storages,
     artifact: Artifact,
     target: str,
     *,
     clean: bool,
-    pg_tools: PgTools | None = None,
+    kind_options: KindOptions | None = None,
     create: bool = True,
     say: Callable[[str], None] = _quiet,
     owners: Owners | None = None,
     identities: Identities | None = None,
 ) -> str:
-    """Verify, then restore `artifact` into `target`; return a one-line description.
+    """Verify, then restore `artifact` into `target` with its kind; return a
+    one-line description.
 
-    postgres: with a pg_restore from `pg_tools` that reads the archive, into a database
-    that is created when it does not exist (unless not `create`). `say` hears what
-    the restore did on the way ("created database newdb"). `owners`: whose the
-    restored objects and files become (see Owners). An encrypted artifact is
-    decrypted with `identities`: without them UsageError (exit 2), with ones that do
-    not open it RestoreFailed (exit 1), before the target is touched."""
-    owners = owners or Owners()
-    need_identity(artifact, identities)
-    verify_artifact(storages, artifact)  # refuse a damaged artifact before touching the target
-    if artifact.encrypted:
-        _head(storages, artifact, 1, identities)  # a wrong identity, before the target too
-    if artifact.kind == "postgres":
-        return _restore_postgres(
-            storages,
-            artifact,
-            target,
-            clean,
-            pg_tools or PgTools(),
-            create,
-            say,
-            owners,
-            identities,
-        )
-    if artifact.kind == "files":
-        return _restore_files(storages, artifact, Path(target), owners.same_owner, identities)
-    return _restore_output(storages, artifact, target, identities)
+    `kind_options`: where the kinds find their programs (e.g. pg_restore). `clean`,
+    `create`, `say`, `owners`: see RestoreRequest. An encrypted artifact is
+    decrypted with `identities`: without them UsageError (exit 2), with ones that
+    do not open it RestoreFailed (exit 1), before the target is touched."""
+    source = open_source(storages, artifact, identities)
+    request = RestoreRequest(clean=clean, create=create, owners=owners or Owners(), say=say)
+    return kind_named(artifact.kind, kind_options).restore(source, target, request)
 
 
 def _head(
@@ -322,245 +347,3 @@ def _head(
         except zstandard.ZstdError:
             return b""
     return head
-
-
-def pg_restore_for(
-    storages: Storages, artifact: Artifact, tools: PgTools, identities: Identities | None = None
-) -> Tool:
-    """A pg_restore that can read the artifact: of the major version of the pg_dump
-    recorded with it (or newer); for a backup without one, as new as its archive
-    header's format needs. RestoreFailed naming what is needed when none fits."""
-    try:
-        found = tools.find("pg_restore")
-        major = major_of_recorded(artifact.written_by)
-        if major is not None:
-            why = f"this backup was written by pg_dump {major}"
-            return choose_pg_restore(found, major, range(major, major + 1), why)
-        fmt = archive_format(_head(storages, artifact, HEADER_SIZE, identities))
-        readers = fmt.readers() if fmt is not None else None
-        if fmt is None or readers is None:
-            # A format this table does not know: the newest may read it, else its
-            # own error says why.
-            return choose_pg_restore(found, 0, range(0), "")
-        need, writers = readers
-        why = f"this backup's archive (format {fmt}) needs pg_restore {need} or newer"
-        return choose_pg_restore(found, need, writers, why)
-    except BackupFailed as exc:
-        raise RestoreFailed(str(exc)) from None
-
-
-def _missing_database(conninfo: str, password: str | None) -> str | None:
-    """The name of the target database if the server is there but the database is
-    not (asked through the maintenance database); None otherwise."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    dbname = conninfo_to_dict(conninfo).get("dbname")
-    if not dbname:
-        return None
-    try:
-        return None if database_exists(conninfo, password, str(dbname)) else str(dbname)
-    except Unreachable:
-        return None
-
-
-def _prepare_database(
-    conninfo: str,
-    password: str | None,
-    dsn: str,
-    clean: bool,
-    create: bool,
-    say: Callable[[str], None],
-) -> str | None:
-    """Make sure the target database exists and may be restored into; return its
-    name when this restore created it."""
-    try:
-        with connect(conninfo, password) as conn:
-            empty = is_empty(conn)
-    except Unreachable as exc:
-        dbname = _missing_database(conninfo, password)
-        if dbname is None:
-            raise RestoreFailed(f"cannot connect to the target database: {exc}") from None
-        if not create:
-            raise UsageError(
-                f"the target database {dbname} does not exist (--no-create): "
-                "create it first, or restore without --no-create"
-            ) from None
-        try:
-            made = create_database(conninfo, password, dbname)
-        except BackupFailed as failed:
-            raise RestoreFailed(str(failed)) from None
-        if not made:  # created by someone else meanwhile: it is theirs, check it
-            return _prepare_database(conninfo, password, dsn, clean, False, say)
-        say(f"created database {dbname}")
-        return dbname
-    if not clean and not empty:
-        raise UsageError(
-            f"the target database {redact_url(dsn)} is not empty: "
-            "restore into an empty database, or pass --clean to replace what it holds"
-        )
-    return None
-
-
-def _restore_postgres(
-    storages: Storages,
-    artifact: Artifact,
-    dsn: str,
-    clean: bool,
-    tools: PgTools,
-    create: bool,
-    say: Callable[[str], None],
-    owners: Owners,
-    identities: Identities | None,
-) -> str:
-    try:
-        conninfo, password = split_password(dsn)
-    except BackupFailed as exc:
-        raise UsageError(f"--to: {exc}") from None
-    # Chosen first: a restore that cannot run must not create a database.
-    tool = pg_restore_for(storages, artifact, tools, identities)
-    log.info("restoring with pg_restore %s (%s)", tool.version, tool.folder)
-    created = _prepare_database(conninfo, password, dsn, clean, create, say)
-    try:
-        _run_pg_restore(
-            storages, artifact, tool, conninfo, password, dsn, clean, owners, identities
-        )
-    except BaseException:
-        if created is not None:  # leave the server as it was: without that database
-            try:
-                drop_database(conninfo, password, created)
-                say(f"dropped database {created} again: the restore into it failed")
-            except BackupFailed as exc:
-                log.warning("could not drop database %s again: %s", created, exc)
-        raise
-    return (
-        f"restored {artifact.app_id} (backup {artifact.backup_id}) into {redact_url(dsn)}"
-        f" with pg_restore {tool.version}"
-    )
-
-
-def _run_pg_restore(
-    storages: Storages,
-    artifact: Artifact,
-    tool: Tool,
-    conninfo: str,
-    password: str | None,
-    dsn: str,
-    clean: bool,
-    owners: Owners,
-    identities: Identities | None,
-) -> None:
-    argv = pg_restore_argv(
-        tool.path,
-        conninfo,
-        clean,
-        no_owner=owners.no_owner,
-        no_privileges=owners.no_privileges,
-    )
-    # stderr goes to a file: a pipe nobody reads could fill and stall pg_restore.
-    with tempfile.TemporaryFile() as stderr:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env=libpq_env(password),
-        )
-        assert proc.stdin is not None
-        try:
-            with plain_stream(storages, artifact, identities) as stream:
-                _copy(stream.reader, proc.stdin.write)
-                # pg_restore runs in one transaction: killed before EOF, nothing commits.
-                _verdict(artifact, stream)
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass  # pg_restore stopped reading: its exit status and stderr say why
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        code = proc.wait()
-        stderr.seek(0)
-        tail = stderr.read().decode("utf-8", "replace").strip()[-2000:]
-    if code != 0:
-        # One line, as every error: pg_restore's lines joined.
-        tail = " | ".join(line.strip() for line in tail.splitlines() if line.strip())
-        shown = redact_text(tail, [dsn, password or ""])
-        hint = ""
-        if _MISSING_ROLE.search(tail) and not (owners.no_owner and owners.no_privileges):
-            hint = (
-                "; the backup's roles do not exist on this server: create them first, "
-                "or restore with --no-owner --no-privileges"
-            )
-        raise RestoreFailed(f"pg_restore exited with status {code}: {shown}{hint}")
-
-
-def _restore_files(
-    storages: Storages,
-    artifact: Artifact,
-    folder: Path,
-    same_owner: bool | None,
-    identities: Identities | None,
-) -> str:
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise UsageError(f"{folder} exists and is not an empty folder: restore into a new one")
-    created = not folder.exists()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if created:
-            folder.chmod(0o700)  # the archive's own mode for it is set last
-    except OSError as exc:
-        raise UsageError(f"cannot create {folder}: {exc.strerror}") from None
-    try:
-        with plain_stream(storages, artifact, identities) as stream:
-            try:
-                extract(stream.reader, folder, same_owner=same_owner)
-            except UnsafeTarget as exc:
-                raise UsageError(str(exc)) from None
-            except UnsafeMember as exc:
-                raise RestoreFailed(str(exc)) from None
-            except tarfile.TarError as exc:
-                raise RestoreFailed(f"the archive is damaged: {exc}") from None
-            except zstandard.ZstdError as exc:
-                raise RestoreFailed(f"the artifact is corrupt: {exc}") from None
-            except OSError as exc:
-                where = f" {exc.filename}" if exc.filename else ""
-                raise RestoreFailed(f"cannot write{where}: {exc.strerror or exc}") from None
-            _verdict(artifact, stream)
-    except BaseException:
-        # Nothing half-restored stays behind: the folder was empty or new.
-        empty_folder(folder)
-        if created:
-            folder.rmdir()
-        raise
-    return f"restored {artifact.app_id} (backup {artifact.backup_id}) into {folder}"
-
-
-def _restore_output(
-    storages: Storages, artifact: Artifact, target: str, identities: Identities | None
-) -> str:
-    if target == "-":
-        with plain_stream(storages, artifact, identities) as stream:
-            _copy(stream.reader, sys.stdout.buffer.write)
-            sys.stdout.buffer.flush()
-            _verdict(artifact, stream)
-        return f"restored {artifact.app_id} (backup {artifact.backup_id}) to standard output"
-    path = Path(target)
-    if os.path.lexists(path):
-        raise UsageError(f"{path} already exists: restore to a new file")
-    # A new, randomly named file that no planted link can redirect, published under
-    # its name only if nothing took that name meanwhile.
-    fd, tmp = create_temp(path)
-    try:
-        with os.fdopen(fd, "wb") as out, plain_stream(storages, artifact, identities) as stream:
-            _copy(stream.reader, out.write)
-            _verdict(artifact, stream)
-            out.flush()
-            os.fsync(out.fileno())
-        try:
-            publish_new(tmp, path)
-        except FileExistsError as exc:
-            raise UsageError(str(exc)) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return f"restored {artifact.app_id} (backup {artifact.backup_id}) to {path}"

@@ -253,3 +253,13 @@ def restartable(tmp_path: Path) -> Iterator[tuple[Setup, Any]]:
             **RECORD_AWS_CALLS,
         )
         yield Setup(pg.url, tmp_path, env), pg
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[Any]:
+    """A throwaway MariaDB server for this test process (tests/mariadb_server.py);
+    skips (fails under CI) when MariaDB is not installed."""
+    from tests.mariadb_server import MariaDB
+
+    with MariaDB() as server:
+        yield server

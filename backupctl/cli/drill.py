@@ -57,7 +57,8 @@ def drill_cmd(
 
     Each chosen app's latest succeeded nightly backup (of --date's night when given)
     is restored: postgres into a new database backupctl_drill_<backup id> on [drill]
-    postgres_url (default: the embedded Postgres), dropped afterwards; files into a
+    postgres_url (default: the embedded Postgres), dropped afterwards; mysql the same
+    on [drill] mysql_url (which a mysql app's drill needs); files into a
     temporary folder; command into a temporary file, fed to the app's drill_argv
     program when it has one. A drill passes when the restore succeeded and holds
     what the backup's manifest recorded (its tables; its files and bytes; its
@@ -143,12 +144,12 @@ def _run(
     as_json: bool,
     identities: Identities | None,
 ) -> list[DrillResult]:
-    from backupctl.context import pg_tools
+    from backupctl.context import kind_options
     from backupctl.drill import DrillStopped, DrillTargets, drill
 
     targets = DrillTargets(
-        postgres_url=lambda: _scratch_server(settings),
-        pg_tools=pg_tools(settings),
+        server_url=lambda kind: _scratch_server(settings, kind),
+        kind_options=kind_options(settings),
         timeout=float(settings.values["drill.timeout"]),
         identities=identities,
     )
@@ -202,11 +203,14 @@ def _refresh_metrics(settings: Settings, ledger: Ledger, apps: list[App]) -> Non
     write_night_metrics(settings, ledger, night, ledger.night_backups(night), status, enabled)
 
 
-def _scratch_server(settings: Settings) -> str:
-    """[drill] postgres_url, else the embedded Postgres (started on first use)."""
-    url = settings.values.get("drill.postgres_url")
+def _scratch_server(settings: Settings, kind: str) -> str:
+    """[drill] <kind>_url; for postgres, when it is empty, the embedded Postgres
+    (started on first use)."""
+    url = settings.values.get(f"drill.{kind}_url")
     if url:
         return str(url)
+    if kind != "postgres":
+        raise UsageError(f"[drill] {kind}_url is not set: a {kind} drill needs a scratch server")
     from backupctl.context import state_dir
     from backupctl.ledger.embedded import embedded_database_url
 

@@ -44,18 +44,20 @@ def _target(value: str) -> str:
     "target",
     required=True,
     metavar="TARGET",
-    help="postgres: a DSN (or env:VAR holding it); files: a new or empty "
+    help="postgres, mysql: a DSN (or env:VAR holding it); files: a new or empty "
     "folder; command: a new file, or - for standard output.",
 )
 @click.option(
     "--clean",
     is_flag=True,
-    help="postgres: drop and recreate objects in a database that is not empty.",
+    help="postgres, mysql: drop and recreate the backup's objects in a database that is "
+    "not empty (mysql: by the dump's own DROP ... IF EXISTS).",
 )
 @click.option(
     "--no-create",
     is_flag=True,
-    help="postgres: refuse a target database that does not exist (by default restore creates it).",
+    help="postgres, mysql: refuse a target database that does not exist (by default "
+    "restore creates it).",
 )
 @click.option(
     "--no-owner",
@@ -94,7 +96,9 @@ def restore(
     stderr first. A damaged artifact (checksum mismatch) is refused: exit 1, nothing
     restored. postgres: a target database that does not exist is created (said on
     stderr); pg_restore is chosen to read what the backup's pg_dump wrote; onto a
-    fresh server without the app's roles, add --no-owner --no-privileges. files:
+    fresh server without the app's roles, add --no-owner --no-privileges. mysql: a
+    missing database is created too, and dropped again if the restore fails (MySQL
+    cannot roll DDL back). files:
     links, FIFOs, modes and mtimes come back as they were, and as root the owners.
     An encrypted backup needs --identity: without it exit 2, with one that does not
     open it exit 1, both before the target is touched.
@@ -109,11 +113,12 @@ def restore(
       backupctl restore wiki-uploads --date 2026-11-28 --to /srv/restore/wiki
       backupctl restore crm --adhoc 4711 --to -
       backupctl restore shop --identity ~/backup-key.txt --to postgresql://localhost/shop_r
+      backupctl restore crm-db --date 2026-11-28 --to mysql://admin@db.internal/crm_restored
     """
     if run_date is not None and backup_id is not None:
         raise click.UsageError("give --date D or --adhoc ID, not both")
     settings = settings_from(ctx)
-    from backupctl.context import open_ledger, open_storages, pg_tools
+    from backupctl.context import kind_options, open_ledger, open_storages
     from backupctl.restore import Owners, choose_artifact, restore_artifact
 
     quiet = bool(ctx.obj.get("quiet"))
@@ -136,7 +141,7 @@ def restore(
             artifact,
             _target(target),
             clean=clean,
-            pg_tools=pg_tools(settings),
+            kind_options=kind_options(settings),
             create=not no_create,
             say=say,
             owners=Owners(

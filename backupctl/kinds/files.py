@@ -1,4 +1,7 @@
-"""Kind `files`: a directory as a tar stream."""
+"""Kind `files`: a directory as a tar stream; restored into a new or empty folder as
+GNU tar would, and as safely (backupctl.untar).
+
+Manifest: `files` and `file_bytes`, the regular files of the tar and their size."""
 
 from __future__ import annotations
 
@@ -7,17 +10,26 @@ import grp
 import logging
 import os
 import pwd
+import shutil
 import stat
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from backupctl.cancel import CancelToken
 from backupctl.errors import BackupFailed
-from backupctl.kinds import DumpResult, Writer
+from backupctl.kinds import DumpResult, KindOptions, Writer
+from backupctl.kinds.fields import KindSpec, path
 from backupctl.kinds.preflight import field_problems
-from backupctl.registry.model import App
 from backupctl.wording import plural, short_list
+
+if TYPE_CHECKING:
+    from backupctl.drill import DrillTargets
+    from backupctl.manifest import Manifest
+    from backupctl.registry.model import App
+    from backupctl.restore import RestoreRequest, Source
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +133,10 @@ def _group_name(gid: int) -> str:
 
 class FilesKind:
     extension = "tar"
+    fields = KindSpec({"path": path}, frozenset({"path"}), paths=frozenset({"path"}))
+
+    def __init__(self, options: KindOptions | None = None) -> None:
+        self._options = options or KindOptions()
 
     def dump(self, app: App, out: Writer, cancel: CancelToken) -> DumpResult:
         """Write the app's folder to `out` as a tar archive, paths relative to it, and
@@ -160,7 +176,7 @@ class FilesKind:
                 short_list(skipped),
             )
         empty = None if files else f"the folder {root} holds no files"
-        return DumpResult(files=files, file_bytes=file_bytes, empty=empty)
+        return DumpResult(manifest={"files": files, "file_bytes": file_bytes}, empty=empty)
 
     def secrets(self, app: App) -> list[str]:
         return []
@@ -168,3 +184,93 @@ class FilesKind:
     def preflight(self, app: App) -> list[str]:
         """Why a backup would fail now: a folder missing, not a folder, or unreadable."""
         return field_problems(app)
+
+    def restore(self, source: Source, target: str, request: RestoreRequest) -> str:
+        """Extract into the folder `target`, which must be new or empty; on any
+        failure it is emptied again (and removed if this restore created it)."""
+        import zstandard
+
+        from backupctl.errors import UsageError
+        from backupctl.restore import RestoreFailed
+        from backupctl.untar import UnsafeMember, UnsafeTarget, empty_folder, extract
+
+        folder = Path(target)
+        if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+            raise UsageError(f"{folder} exists and is not an empty folder: restore into a new one")
+        created = not folder.exists()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if created:
+                folder.chmod(0o700)  # the archive's own mode for it is set last
+        except OSError as exc:
+            raise UsageError(f"cannot create {folder}: {exc.strerror}") from None
+        try:
+            with source.reader() as reader:
+                try:
+                    extract(reader, folder, same_owner=request.owners.same_owner)
+                except UnsafeTarget as exc:
+                    raise UsageError(str(exc)) from None
+                except UnsafeMember as exc:
+                    raise RestoreFailed(str(exc)) from None
+                except tarfile.TarError as exc:
+                    raise RestoreFailed(f"the archive is damaged: {exc}") from None
+                except zstandard.ZstdError as exc:
+                    raise RestoreFailed(f"the artifact is corrupt: {exc}") from None
+                except OSError as exc:
+                    where = f" {exc.filename}" if exc.filename else ""
+                    raise RestoreFailed(f"cannot write{where}: {exc.strerror or exc}") from None
+        except BaseException:
+            # Nothing half-restored stays behind: the folder was empty or new.
+            empty_folder(folder)
+            if created:
+                folder.rmdir()
+            raise
+        return f"{source.label} into {folder}"
+
+    def drill(
+        self,
+        source: Source,
+        app: App,
+        manifest: Manifest | None,
+        targets: DrillTargets,
+        restored: dict[str, Any],
+    ) -> None:
+        """Extract into a temporary folder; its regular files and their bytes must
+        be the manifest's."""
+        from backupctl.drill import SCRATCH_PREFIX, DrillMismatch, note_no_manifest
+        from backupctl.restore import Owners, RestoreRequest
+        from backupctl.untar import empty_folder
+
+        scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX))
+        try:
+            self.restore(source, str(scratch), RestoreRequest(owners=Owners(same_owner=False)))
+            files, size = _count_files(scratch)
+        finally:
+            if scratch.is_dir():
+                empty_folder(scratch)  # the backup's read-only folders too
+            shutil.rmtree(scratch, ignore_errors=True)
+        restored["files"] = files
+        restored["bytes"] = size
+        fields = manifest.fields if manifest is not None else {}
+        if "files" not in fields or "file_bytes" not in fields:
+            note_no_manifest(restored, "files and bytes")
+            return
+        if (files, size) != (fields["files"], fields["file_bytes"]):
+            raise DrillMismatch(
+                f"restored {files} files of {size} bytes, the backup recorded "
+                f"{fields['files']} files of {fields['file_bytes']} bytes"
+            )
+
+
+def _count_files(folder: Path) -> tuple[int, int]:
+    """Regular files under `folder` and their bytes; a hard-linked file once (as tar
+    stores it once)."""
+    seen: set[tuple[int, int]] = set()
+    size = 0
+    for parent, _dirs, names in os.walk(folder):
+        for name in names:
+            st = os.lstat(os.path.join(parent, name))
+            if stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                size += st.st_size
+    return len(seen), size

@@ -1,5 +1,9 @@
 """Kind `postgres`: pg_dump --format=custom, streamed, by a pg_dump that fits the
-server's version (recorded with the backup); the password never in argv."""
+server's version (recorded with the backup); the password never in argv. Restored
+with pg_restore (pgrestore.py), drilled in a scratch database (pgdrill.py).
+
+Manifest: `tables` (a count) and `table_names` ("schema.table"), read from the
+archive's table of contents as it streams past (pgtoc.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ import logging
 import os
 import shlex
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from backupctl.cancel import CancelToken
 from backupctl.errors import BackupFailed
-from backupctl.kinds import DumpResult, Writer, child_environment
+from backupctl.kinds import DumpResult, KindOptions, Writer, child_environment
+from backupctl.kinds.fields import KindSpec, env_name, nonempty_str, path
 from backupctl.kinds.pgconnect import Unreachable, server_version_num
 from backupctl.kinds.pgtoc import TocTee
 from backupctl.kinds.pgtools import (
@@ -22,9 +28,28 @@ from backupctl.kinds.pgtools import (
 from backupctl.kinds.pgtools import embedded_bin_dir as embedded_bin_dir  # re-exported
 from backupctl.kinds.process import stream_stdout
 from backupctl.redact import redact_text
-from backupctl.registry.model import App
+
+if TYPE_CHECKING:
+    from backupctl.drill import DrillTargets
+    from backupctl.manifest import Manifest
+    from backupctl.registry.model import App
+    from backupctl.restore import RestoreRequest, Source
 
 log = logging.getLogger(__name__)
+
+
+def _dsn(value: Any) -> str:
+    text = nonempty_str(value)
+    from psycopg import conninfo
+
+    try:
+        conninfo.conninfo_to_dict(text)
+    except Exception:  # its message may quote the string, password and all
+        raise ValueError(
+            "is not a valid PostgreSQL connection string "
+            "(postgresql://user@host/db or host=... dbname=...)"
+        ) from None
+    return text
 
 
 def app_dsn(app: App, environ: Mapping[str, str] | None = None) -> str:
@@ -95,19 +120,24 @@ def pg_restore_argv(
 
 class PostgresKind:
     extension = "pgdump"
+    fields = KindSpec(
+        {"dsn": _dsn, "dsn_env": env_name, "pg_bin_dir": path},
+        paths=frozenset({"pg_bin_dir"}),
+        one_of=(frozenset({"dsn", "dsn_env"}),),
+    )
 
-    def __init__(
-        self,
-        bin_dir: str | None = None,
-        hidden_env: frozenset[str] = frozenset(),
-        embedded: bool = True,
-    ) -> None:
-        self._tools = PgTools(bin_dir, embedded)
-        self._hidden_env = hidden_env
+    def __init__(self, options: KindOptions | None = None) -> None:
+        self._options = options or KindOptions()
 
-    def choose_pg_dump(self, conninfo: str, password: str | None) -> tuple[Tool, int]:
+    def tools(self, app: App | None = None) -> PgTools:
+        """Where pg_dump/pg_restore are looked for: the app's pg_bin_dir, else the
+        global one; then PATH, then the embedded Postgres's (unless turned off)."""
+        own = app.params.get("pg_bin_dir") if app is not None else None
+        return PgTools(own or self._options.pg_bin_dir, self._options.pg_embedded)
+
+    def choose_pg_dump(self, app: App, conninfo: str, password: str | None) -> tuple[Tool, int]:
         """The pg_dump for this source, by its server's major version (and that version)."""
-        tools = self._tools.find("pg_dump")  # a missing program is said before connecting
+        tools = self.tools(app).find("pg_dump")  # a missing program is said before connecting
         try:
             version = server_version_num(conninfo, password)
         except Unreachable as exc:
@@ -119,7 +149,7 @@ class PostgresKind:
         return which pg_dump wrote it ("pg_dump 16.2") and the tables of its TOC
         (read as the archive streams past), to be recorded with it."""
         conninfo, password = split_password(app_dsn(app))
-        tool, version = self.choose_pg_dump(conninfo, password)
+        tool, version = self.choose_pg_dump(app, conninfo, password)
         log.info(
             "app %s: the source server runs PostgreSQL %s; using pg_dump %s (%s)",
             app.id,
@@ -130,14 +160,15 @@ class PostgresKind:
         argv = pg_dump_argv(tool.path, conninfo)
         shown = ("PGPASSWORD=*** " if password is not None else "") + shlex.join(argv)
         log.debug("app %s: running %s", app.id, shown)
-        env = libpq_env(password, child_environment(self._hidden_env))
+        env = libpq_env(password, child_environment(self._options.hidden_env))
         toc = TocTee(out)
         stream_stdout(argv, toc, cancel, env=env, label="pg_dump")
         tables = toc.finish()
         if tables is None:  # a manifest without tables; never a failed backup
             log.warning("app %s: the tables of the archive are unknown: %s", app.id, toc.problem)
         empty = "the database has no tables" if tables == () else None
-        return DumpResult(written_by=tool.recorded(), tables=tables, empty=empty)
+        manifest = {} if tables is None else {"tables": len(tables), "table_names": list(tables)}
+        return DumpResult(written_by=tool.recorded(), manifest=manifest, empty=empty)
 
     def preflight(self, app: App) -> list[str]:
         try:
@@ -145,12 +176,12 @@ class PostgresKind:
         except BackupFailed as exc:
             problems = [str(exc)]
             try:
-                self._tools.find("pg_dump")
+                self.tools(app).find("pg_dump")
             except BackupFailed as missing:
                 problems.insert(0, str(missing))
             return problems
         try:
-            self.choose_pg_dump(conninfo, password)
+            self.choose_pg_dump(app, conninfo, password)
         except BackupFailed as exc:
             return [str(exc)]
         return []
@@ -165,3 +196,25 @@ class PostgresKind:
         except BackupFailed:
             return [dsn]
         return [dsn] + ([password] if password else [])
+
+    def restore(self, source: Source, target: str, request: RestoreRequest) -> str:
+        """pg_restore --single-transaction into the database `target` (a DSN), with a
+        pg_restore that reads the archive; a missing database is created (unless not
+        `request.create`), a non-empty one refused unless `request.clean`."""
+        from backupctl.kinds.pgrestore import restore_database
+
+        return restore_database(source, target, request, self.tools())
+
+    def drill(
+        self,
+        source: Source,
+        app: App,
+        manifest: Manifest | None,
+        targets: DrillTargets,
+        restored: dict[str, Any],
+    ) -> None:
+        """Restore into a scratch database on [drill] postgres_url, count its tables
+        and rows; every table of the manifest must be there."""
+        from backupctl.kinds.pgdrill import drill_database
+
+        drill_database(source, targets.server_url("postgres"), manifest, self.tools(), restored)

@@ -14,7 +14,8 @@ import os
 import stat
 from collections.abc import Mapping
 
-from backupctl.registry.model import KINDS, App
+from backupctl.kinds import kind_class
+from backupctl.registry.model import App
 
 
 def this_user() -> str:
@@ -93,7 +94,7 @@ def field_problems(app: App) -> list[str]:
     """The problems of every path-like and program field of `app` that is set: the
     paths its kind's spec lists, and `argv` or any `*_argv` (e.g. a `drill_argv`),
     so a field added later is checked without a second list to keep in step."""
-    spec = KINDS[app.kind]
+    spec = kind_class(app.kind).fields
     problems: list[str] = []
     for name in sorted(spec.paths):
         value = app.params.get(name)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from backupctl.kinds import KINDS, kind_class
+
+if TYPE_CHECKING:
+    from backupctl.kinds.fields import KindSpec
 
 APP_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 
@@ -38,67 +43,6 @@ def validate_app_id(value: Any) -> str | None:
     return None
 
 
-def _nonempty_str(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError("must be a non-empty string")
-    if "\0" in value:
-        raise ValueError("must not contain a NUL character")
-    return value
-
-
-def _dsn(value: Any) -> str:
-    text = _nonempty_str(value)
-    from psycopg import conninfo
-
-    try:
-        conninfo.conninfo_to_dict(text)
-    except Exception:  # its message may quote the string, password and all
-        raise ValueError(
-            "is not a valid PostgreSQL connection string "
-            "(postgresql://user@host/db or host=... dbname=...)"
-        ) from None
-    return text
-
-
-def _path(value: Any) -> str:
-    text = _nonempty_str(value)
-    if "://" in text:
-        raise ValueError(f"must be a path, not a URL: {text!r}")
-    return text
-
-
-def _argv(value: Any) -> list[str]:
-    if not isinstance(value, list) or not value or not all(isinstance(a, str) for a in value):
-        raise ValueError('must be a non-empty list of strings, e.g. ["pg_dumpall", "--clean"]')
-    if not value[0]:
-        raise ValueError("the program (first item) must not be empty")
-    if any("\0" in a for a in value):
-        raise ValueError("must not contain a NUL character")
-    program = value[0]
-    if "/" in program and not program.startswith("/"):
-        # Relative to what? cron, systemd and a shell each start in another folder.
-        raise ValueError(
-            f"the program {program!r} must be an absolute path or a name looked up on PATH"
-        )
-    return list(value)
-
-
-def _env_name(value: Any) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
-        raise ValueError("must be the name of an environment variable")
-    return value
-
-
-@dataclass(frozen=True)
-class KindSpec:
-    """The fields one backup kind takes: name -> parser, and which are required."""
-
-    fields: Mapping[str, Callable[[Any], Any]]
-    required: frozenset[str]
-    paths: frozenset[str] = frozenset()  # resolved relative to the registry file
-    one_of: tuple[frozenset[str], ...] = ()  # exactly one of each group must be given
-
-
 def _storage_url(value: Any) -> str:
     from backupctl.storage import storage_url_problem
 
@@ -109,18 +53,12 @@ def _storage_url(value: Any) -> str:
     return value
 
 
-KINDS: dict[str, KindSpec] = {
-    "files": KindSpec({"path": _path}, frozenset({"path"}), paths=frozenset({"path"})),
-    # drill_argv: a program `backupctl drill` runs with the restored output as its stdin.
-    "command": KindSpec({"argv": _argv, "drill_argv": _argv}, frozenset({"argv"})),
-    "postgres": KindSpec(
-        {"dsn": _dsn, "dsn_env": _env_name, "pg_bin_dir": _path},
-        frozenset(),
-        paths=frozenset({"pg_bin_dir"}),
-        one_of=(frozenset({"dsn", "dsn_env"}),),
-    ),
-}
 COMMON_FIELDS = frozenset({"id", "kind", "enabled", "storage", "allow_empty", "recipients"})
+
+
+def kind_spec(kind: str) -> KindSpec | None:
+    """The fields kind `kind` takes (its module imported now), or None if unknown."""
+    return kind_class(kind).fields if kind in KINDS else None
 
 
 def build_app(table: Mapping[str, Any], base_dir: Path | None) -> tuple[App | None, list[str]]:
@@ -134,7 +72,7 @@ def build_app(table: Mapping[str, Any], base_dir: Path | None) -> tuple[App | No
     elif (problem := validate_app_id(app_id)) is not None:
         problems.append(problem)
     kind = table.get("kind")
-    spec = KINDS.get(kind) if isinstance(kind, str) else None
+    spec = kind_spec(kind) if isinstance(kind, str) else None
     if kind is None:
         problems.append(f"missing field 'kind' (one of: {', '.join(sorted(KINDS))})")
     elif spec is None:

@@ -14,7 +14,7 @@ import yaml
 from kubernetes_validate.utils import all_versions
 
 from backupctl.config import KEYS, load_settings
-from backupctl.registry.toml_file import load_registry
+from backupctl.registry import load_registry
 from tests.conftest import REPO
 from tests.deploy.keda import SCHEMAS
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import subprocess
 import sys
 import tarfile
 import threading
@@ -14,8 +16,9 @@ import pytest
 
 from backupctl.cancel import CancelToken
 from backupctl.errors import BackupFailed, Cancelled
-from backupctl.kinds import kind_for
+from backupctl.kinds import KINDS, KindOptions, kind_class, kind_for
 from backupctl.kinds.command import CommandKind
+from backupctl.kinds.fields import KindSpec
 from backupctl.kinds.files import FilesKind
 from backupctl.kinds.process import STDERR_TAIL, stream_stdout
 from backupctl.registry import App
@@ -62,6 +65,34 @@ def test_kind_for_picks_the_kind_by_name() -> None:
 def test_kinds_name_their_file_extension() -> None:
     assert CommandKind.extension == "out"
     assert FilesKind.extension == "tar"
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_every_registered_kind_has_the_whole_interface(name: str) -> None:
+    cls = kind_class(name)
+    kind = cls(KindOptions())
+    for method in ("dump", "secrets", "preflight", "restore", "drill"):
+        assert callable(getattr(kind, method)), f"{name}: no {method}"
+    assert isinstance(cls.fields, KindSpec)
+    assert cls.fields.required <= set(cls.fields.fields)
+    assert cls.fields.paths <= set(cls.fields.fields)
+    assert all(group <= set(cls.fields.fields) for group in cls.fields.one_of)
+    assert re.fullmatch(r"[a-z0-9]+", cls.extension)  # artifacts.py's pattern
+
+
+def test_no_two_kinds_share_an_extension() -> None:
+    extensions = [kind_class(name).extension for name in KINDS]
+    assert len(set(extensions)) == len(extensions)
+
+
+def test_a_kinds_module_is_imported_only_when_the_kind_is_used() -> None:
+    code = (
+        "import sys; import backupctl.kinds, backupctl.registry;"
+        "print(sorted(m for m in sys.modules if m.startswith('backupctl.kinds.')))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
 
 
 def test_command_stdout_is_copied_exactly() -> None:
@@ -290,8 +321,8 @@ def test_files_kind_counts_the_regular_files_and_their_bytes(tmp_path: Path) -> 
 
     result = FilesKind().dump(App("up", "files", {"path": str(source)}), Sink(), CancelToken())
 
-    assert result.files == len(regular)
-    assert result.file_bytes == sum(p.stat().st_size for p in regular)
+    assert result.manifest["files"] == len(regular)
+    assert result.manifest["file_bytes"] == sum(p.stat().st_size for p in regular)
     assert result.empty is None
 
 
@@ -300,7 +331,7 @@ def test_a_folder_of_empty_folders_holds_no_files(tmp_path: Path) -> None:
 
     result = FilesKind().dump(App("up", "files", {"path": str(tmp_path)}), Sink(), CancelToken())
 
-    assert (result.files, result.file_bytes) == (0, 0)
+    assert (result.manifest["files"], result.manifest["file_bytes"]) == (0, 0)
     assert result.empty is not None
 
 
