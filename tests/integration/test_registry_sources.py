@@ -13,10 +13,13 @@ import psycopg
 import pytest
 
 from backupctl.errors import EXIT_UNAVAILABLE, EXIT_USAGE, RegistryError, RegistryUnavailable
+from backupctl.kinds import KINDS
 from backupctl.registry import App, RegistrySpec, apps_from, open_source
 from backupctl.registry import sources as registry_sources
 from backupctl.registry.load import placed_apps
 from tests.registry_server import Answer, RegistryApi, as_url, make_ca, registry_api
+
+KIND_NAMES = ", ".join(sorted(KINDS))
 
 TOKEN = "tok-3f9a1c7e5b2d"
 SHOP = {"id": "shop", "kind": "command", "argv": ["/usr/bin/printf", "shop"]}
@@ -97,9 +100,7 @@ def test_a_broken_file_in_a_folder_does_not_hide_the_problems_of_the_others(
 
     assert len(found) == 2
     assert found[0].startswith(f"{tmp_path}/a.toml: not valid TOML")
-    assert found[1] == (
-        f"{tmp_path}/b.toml:1: app 'x': unknown kind 'ftp' (one of: command, files, postgres)"
-    )
+    assert found[1] == (f"{tmp_path}/b.toml:1: app 'x': unknown kind 'ftp' (one of: {KIND_NAMES})")
 
 
 def test_a_folder_without_files_has_no_apps_and_its_stamp_follows_its_files(
@@ -270,7 +271,7 @@ def test_invalid_apps_in_an_answer_get_the_files_messages_naming_id_or_number(
     )
 
     assert problems(api.url, token_env=token) == [
-        f"{api.url}: app 'crm': unknown kind 'ftp' (one of: command, files, postgres)",
+        f"{api.url}: app 'crm': unknown kind 'ftp' (one of: {KIND_NAMES})",
         f"{api.url}: app #3: missing field 'id'",
         f"{api.url}: app #4: must be an object of the app's fields, got a string",
         f"{api.url}: app 'media': path: must be an absolute path in a registry that is not a "
