@@ -464,6 +464,9 @@ def _run_pg_restore(
             stdout=subprocess.DEVNULL,
             stderr=stderr,
             env=libpq_env(password),
+            # pg_restore reads on while we decompress the next chunk (with Linux's
+            # 64 KiB pipe it waited for every chunk, as `zstd -dc |` never makes it).
+            pipesize=CHUNK,
         )
         assert proc.stdin is not None
         try:
