@@ -1,11 +1,12 @@
 """Client-side encryption of artifacts with age (age-encryption.org/v1), streamed.
 
 The format is age's own, so `age -d -i KEY` decrypts any artifact, and backupctl
-decrypts what the age tool encrypted. The cryptography is pyrage's (Python bindings
-of the Rust `age` crate); pyrage streams reader -> writer (encrypt_io, decrypt_io)
-while backupctl pushes bytes into a writer (the dump) and pulls them from a reader
-(a restore). A pipe and one thread join the two shapes: the pipe's buffer is the only
-plaintext held in memory, so memory stays flat whatever the size.
+decrypts what the age tool encrypted. Encrypting is backupctl.agefile's: each 64 KiB
+chunk is sealed on the dump's own thread as it fills (at most one chunk held, so
+memory stays flat whatever the size). Decrypting is pyrage's (Python bindings of the
+Rust `age` crate), whose decrypt_io streams reader -> writer while a restore pulls
+bytes from a reader: a pipe and one thread join the two shapes, the pipe's buffer the
+only plaintext held in memory.
 
 Backing up needs only recipients (public keys, `age1…`). Restoring needs an identity
 file (`AGE-SECRET-KEY-1…` lines, as age-keygen writes), whose content is never
@@ -74,6 +75,14 @@ def recipient_problem(text: object) -> str | None:
         pyrage.x25519.Recipient.from_str(text)
     except pyrage.RecipientError as exc:
         return f"not an age recipient: {_short(text)} ({exc})"
+    # What the encryption itself reads of it. Imported here: `cryptography` costs about
+    # 12 MB of memory, which a backup without encryption need not pay.
+    from backupctl.agefile import x25519_public_key
+
+    try:
+        x25519_public_key(text)
+    except ValueError as exc:
+        return f"{exc}: {_short(text)}"
     return None
 
 
@@ -121,12 +130,6 @@ def read_recipients_file(path: str) -> tuple[list[str], list[str]]:
     if not found and not problems:
         problems.append(f"{path}: lists no recipient")
     return found, problems
-
-
-def _parsed(recipients: Sequence[str]) -> list[pyrage.x25519.Recipient]:
-    if not recipients:
-        raise ValueError("encryption needs at least one recipient")
-    return [pyrage.x25519.Recipient.from_str(r) for r in recipients]
 
 
 # -- identities -------------------------------------------------------------------------------
@@ -203,43 +206,20 @@ def _pipe() -> tuple[int, int]:
 
 
 class _Relay:
-    """The thread's side of `out` (or of a source): remembers the first error it met, so
-    the caller gets that error (a full disk, a cancel), not pyrage's wrapping of it;
-    once stopped, refuses more writes so a failed stream ends at once. Writes are
-    gathered up to `batch` bytes: pyrage writes 64 KiB chunks, and each call out of its
-    thread waits for the GIL, which the dump's thread holds in turn."""
+    """The decryption thread's side of the source: remembers the first error it met, so
+    the reader gets that error (a storage read that failed), not pyrage's wrapping of
+    it; once stopped, reads nothing more so an abandoned stream ends at once."""
 
-    def __init__(self, inner: Writer | Reader, batch: int = 0) -> None:
+    def __init__(self, inner: Reader) -> None:
         self._inner = inner
-        self._batch = batch
-        self._pending = bytearray()
         self.error: BaseException | None = None
         self.stopped = False
-
-    def write(self, data: bytes, /) -> int:
-        if self.stopped:
-            raise BrokenPipeError("the stream was abandoned")
-        self._pending += data
-        if len(self._pending) >= self._batch:
-            self.flush()
-        return len(data)
-
-    def flush(self) -> None:
-        """Hand what was gathered to `out`."""
-        if not self._pending:
-            return
-        data, self._pending = bytes(self._pending), bytearray()
-        try:
-            cast(Writer, self._inner).write(data)
-        except BaseException as exc:
-            self.error = self.error or exc
-            raise
 
     def read(self, n: int = -1, /) -> bytes:
         if self.stopped:
             return b""
         try:
-            return cast(Reader, self._inner).read(n)
+            return self._inner.read(n)
         except BaseException as exc:
             self.error = self.error or exc
             raise
@@ -251,42 +231,15 @@ def encrypting(out: Writer, recipients: Sequence[str]) -> Iterator[BinaryIO]:
 
     The file is complete (its last chunk written) when the block ends without an
     error; on an error it is left incomplete, for the caller to discard. An error of
-    `out` is raised as itself."""
-    parsed = _parsed(recipients)
-    read_fd, write_fd = _pipe()
-    # pyrage reads 8 KiB at a time: a big buffer serves most reads without a syscall.
-    source = os.fdopen(read_fd, "rb", buffering=PIPE_SIZE)
-    relay = _Relay(out, batch=PIPE_SIZE)
-    failure: list[BaseException] = []
+    `out` is raised as itself, by the write that met it."""
+    from backupctl.agefile import AgeWriter, x25519_public_key
 
-    def run() -> None:
-        try:
-            pyrage.encrypt_io(cast(BufferedIOBase, source), cast(BufferedIOBase, relay), parsed)
-            relay.flush()  # the last chunk
-        except BaseException as exc:  # handed to the caller's thread below
-            failure.append(exc)
-        finally:
-            source.close()  # a write still pending on the pipe fails instead of blocking
-
-    thread = threading.Thread(target=run, name="age-encrypt", daemon=True)
-    thread.start()
-    sink = os.fdopen(write_fd, "wb")
     try:
-        yield sink
-        sink.close()  # EOF: the last chunk is written
-    except BaseException:
-        relay.stopped = True  # nothing more of this stream reaches `out`
-        with contextlib.suppress(OSError):
-            sink.close()
-        thread.join()
-        if relay.error is not None:  # storage failed first: what the dump met is its echo
-            raise relay.error from None
-        raise
-    thread.join()
-    if relay.error is not None:
-        raise relay.error
-    if failure:
-        raise BackupFailed(f"age encryption failed: {failure[0]}")
+        writer = AgeWriter(out, [x25519_public_key(r) for r in recipients])
+    except ValueError as exc:  # the configuration checked them: not seen in practice
+        raise BackupFailed(f"age encryption failed: {exc}") from None
+    yield cast(BinaryIO, writer)
+    writer.finish()
 
 
 class Decrypting:

@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -70,21 +69,15 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 from pathlib import Path
-from types import FrameType
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import psycopg
 import pyrage
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from backupctl.kinds.postgres import embedded_bin_dir, libpq_env, pg_dump_argv, split_password
 from backupctl.redact import redact_url
@@ -92,16 +85,11 @@ from backupctl.redact import redact_url
 if not __package__:  # run as `python bench/backup.py`: put the repo root on sys.path for bench.*
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.backupctl_cli import Backupctl, clean_env, file_path, past_nights
+from bench.benchdb import database_size, generate, scratch_database
+from bench.measure import GB, MB, PeakSampler, kill, on_sigterm, reap, rss_text
 from bench.servers import database_url, moto_server
 
-REPO = Path(__file__).resolve().parent.parent
-MB = 1_000_000
-GB = 1_000_000_000
-APP_ID = "benchdb"
-DSN_ENV = "BENCH_SOURCE_DSN"
-# backupctl refuses a --date after tomorrow: every run takes the next of consecutive past
-# nights, starting this many days ago (the ledger is fresh, so none of them is done yet).
-NIGHTS_BACK = 1000
 ZSTD_LEVEL = 3
 
 # Targets from the issue.
@@ -109,11 +97,6 @@ MIN_RATIO = 0.9
 MAX_RSS_MB = 150.0
 RSS_NOISE_MB = 5.0
 RSS_NOISE_FRACTION = 0.05
-
-# Rows of the `orders` and `events` tables per GB of pg_database_size (measured on
-# Postgres 16); customers get a tenth of that, documents a third.
-UNITS_PER_GB = 1_480_000
-CHUNK_ROWS = 250_000
 
 AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -124,256 +107,6 @@ AWS_ENV = {
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     "AWS_EC2_METADATA_DISABLED": "true",
 }
-
-# -- the database -----------------------------------------------------------------------------
-
-SCHEMA = """
-CREATE TABLE customers (
-    id bigint PRIMARY KEY, name text NOT NULL, email text NOT NULL, country text NOT NULL,
-    signed_up date NOT NULL, balance numeric(12,2) NOT NULL, tier smallint NOT NULL);
-CREATE TABLE orders (
-    id bigint PRIMARY KEY, customer_id bigint NOT NULL, created_at timestamptz NOT NULL,
-    status text NOT NULL, total numeric(12,2) NOT NULL, quantity int NOT NULL, note text);
-CREATE TABLE events (
-    id bigint PRIMARY KEY, occurred_at timestamptz NOT NULL, payload jsonb NOT NULL);
-CREATE TABLE documents (id bigint PRIMARY KEY, title text NOT NULL, body text NOT NULL);
-"""
-
-INDEXES = (
-    "CREATE INDEX orders_by_customer ON orders (customer_id)",
-    "CREATE INDEX events_by_time ON events (occurred_at)",
-)
-
-# Deterministic, mixed-entropy rows: repeated words and enums (compress well), md5 hex
-# (compresses about 2:1), numbers, dates and jsonb. The dump compresses about 5:1.
-FILL = {
-    "customers": """
-INSERT INTO customers
-SELECT g,
-       'Customer ' || (ARRAY['Ann','Bob','Cleo','Dirk','Eva','Femke','Gus','Hana'])[1 + g %% 8]
-           || ' ' || substr(md5(g::text), 1, 8),
-       'user' || g || '@'
-           || (ARRAY['example.com','mail.test','shop.invalid','corp.example'])[1 + g %% 4],
-       (ARRAY['NL','DE','BE','FR','GB','US','ES','IT','PL','SE'])[1 + (g * 7) %% 10],
-       date '2015-01-01' + (g %% 3650)::int,
-       ((g * 37) %% 100000) / 100.0,
-       (g %% 4)::smallint
-FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g""",
-    "orders": """
-INSERT INTO orders
-SELECT g, 1 + (g * 13) %% %(customers)s,
-       timestamptz '2020-01-01' + g * interval '17 seconds',
-       (ARRAY['new','paid','shipped','delivered','returned'])[1 + g %% 5],
-       ((g * 7919) %% 500000) / 100.0, 1 + g %% 12,
-       CASE WHEN g %% 3 = 0
-            THEN 'Leave at the door, ring twice. Ref ' || substr(md5(g::text), 1, 12) END
-FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g""",
-    "events": """
-INSERT INTO events
-SELECT g, timestamptz '2022-01-01' + g * interval '3 seconds',
-       jsonb_build_object(
-           'type', (ARRAY['page_view','click','add_to_cart','checkout','login'])[1 + g %% 5],
-           'user', 1 + (g * 31) %% 1000000,
-           'session', md5((g / 4)::text),
-           'ref', substr(md5((g * 11)::text), 1, 20),
-           'amount', ((g * 7919) %% 100000) / 100.0,
-           'items', jsonb_build_array(g %% 1000, (g * 3) %% 1000, (g * 7) %% 1000),
-           'ua', (ARRAY['Mozilla/5.0 (X11; Linux x86_64)',
-                        'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0)',
-                        'curl/8.5.0'])[1 + g %% 3],
-           'ok', g %% 17 <> 0)
-FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g""",
-    "documents": """
-INSERT INTO documents
-SELECT g,
-       'Document ' || g || ': '
-           || (ARRAY['invoice','contract','manual','report','memo'])[1 + g %% 5],
-       'The quick brown fox jumps over the lazy dog. ' || md5(g::text) || md5((g * 3)::text)
-           || ' ' || md5((g * 5)::text) || ' '
-           || repeat((ARRAY['Lorem ipsum dolor sit amet, consectetur adipiscing elit. ',
-                            'Sed do eiusmod tempor incididunt ut labore et dolore magna. ',
-                            'Ut enim ad minim veniam, quis nostrud exercitation. '])[1 + g %% 3],
-                     (1 + g %% 3)::int)
-           || md5((g * 7)::text) || ' ' || md5((g * 13)::text) || md5((g * 17)::text)
-FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g""",
-}
-
-
-def table_rows(size_gb: float) -> dict[str, int]:
-    units = max(10_000, int(size_gb * UNITS_PER_GB))
-    return {
-        "customers": units // 10,
-        "orders": units,
-        "events": units,
-        "documents": units // 3,
-    }
-
-
-def database_size(dsn: str) -> int:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute("SELECT pg_database_size(current_database())").fetchone()
-    assert row is not None
-    return int(row[0])
-
-
-def generate(dsn: str, size_gb: float) -> None:
-    """Fill an empty database with about `size_gb` GB, in parallel chunks; then index,
-    VACUUM (so no hint-bit writes land in a measured dump) and CHECKPOINT."""
-    rows = table_rows(size_gb)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(SCHEMA)
-    jobs = [
-        (name, lo, min(count, lo + CHUNK_ROWS - 1))
-        for name, count in rows.items()
-        for lo in range(1, count + 1, CHUNK_ROWS)
-    ]
-
-    def fill(job: tuple[str, int, int]) -> None:
-        name, lo, hi = job
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(FILL[name].encode(), {"lo": lo, "hi": hi, "customers": rows["customers"]})
-
-    pool = ThreadPoolExecutor(min(4, os.cpu_count() or 2))
-    try:
-        for _ in pool.map(fill, jobs):
-            pass
-    finally:  # on Ctrl-C: start no more chunks
-        pool.shutdown(wait=True, cancel_futures=True)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        for statement in INDEXES:
-            conn.execute(statement.encode())
-        conn.execute("VACUUM (ANALYZE)")
-        with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
-            conn.execute("CHECKPOINT")
-
-
-# -- servers and scratch space ----------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def scratch_database(url: str, prefix: str) -> Iterator[str]:
-    """A new, uniquely named database on the server; dropped (connections and all) at the end."""
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield make_conninfo(url, dbname=name)
-    finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
-def kill(proc: subprocess.Popen[bytes]) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        with contextlib.suppress(ChildProcessError):
-            proc.wait(timeout=10)
-
-
-def reap(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
-    """Wait for `proc` (wait4): its exit code and the CPU seconds (user + system) used by
-    it and by the children it reaped."""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_utime + usage.ru_stime
-
-
-SAMPLE_SECONDS = 0.01
-SCAN_SECONDS = 0.1
-
-
-def hwm_kib(pid: int) -> int | None:
-    """The peak RSS of a live process (VmHWM), in KiB; None once it has exited."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as fh:
-            for line in fh:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def comm_and_ppid(pid: int | str) -> tuple[str, int] | None:
-    """A live process's program name and parent pid."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            stat = fh.read()
-    except OSError:
-        return None
-    # pid (comm) state ppid ...; comm may contain spaces and parentheses.
-    comm = stat[stat.index(b"(") + 1 : stat.rindex(b")")].decode(errors="replace")
-    return comm, int(stat[stat.rindex(b")") + 2 :].split()[1])
-
-
-def children_of(parents: set[int]) -> dict[int, str]:
-    """Live processes whose parent is in `parents` and that run a program of their own
-    (a child between fork and exec still shares its parent's memory and name)."""
-    found: dict[int, str] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        child = comm_and_ppid(entry)
-        if child is None or child[1] not in parents:
-            continue
-        parent = comm_and_ppid(child[1])
-        if parent is not None and parent[0] != child[0]:
-            found[int(entry)] = child[0]
-    return found
-
-
-class PeakSampler:
-    """Samples the VmHWM of some processes and of their descendants until stopped."""
-
-    def __init__(self, roots: dict[int, str]) -> None:
-        self._names = dict(roots)  # pid -> label
-        self.peaks_kib: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
-
-    def __enter__(self) -> PeakSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _loop(self) -> None:
-        next_scan = 0.0
-        while True:
-            now = time.monotonic()
-            if now >= next_scan:
-                for pid, comm in children_of(set(self._names)).items():
-                    self._names.setdefault(pid, comm)
-                next_scan = now + SCAN_SECONDS
-            for pid, name in list(self._names.items()):
-                kib = hwm_kib(pid)
-                if kib is not None and kib > self.peaks_kib.get(name, 0):
-                    self.peaks_kib[name] = kib
-            if self._stop.wait(SAMPLE_SECONDS):
-                return
-
-    def peaks_mb(self) -> dict[str, float]:
-        return {name: kib_to_mb(kib) for name, kib in self.peaks_kib.items()}
-
-
-def clean_env() -> dict[str, str]:
-    """This environment without settings that could steer backupctl, libpq or boto3."""
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("BACKUPCTL_", "AWS_", "PG")) and k != DSN_ENV
-    }
-
-
-def kib_to_mb(kib: int) -> float:
-    # ru_maxrss is in KiB on Linux.
-    return kib * 1024 / MB
-
 
 # -- the variants -----------------------------------------------------------------------------
 
@@ -441,113 +174,24 @@ def raw_pipeline(pg_dump: str, zstd: str, source_dsn: str, out_dir: Path) -> Cal
     return run
 
 
-# Runs backupctl exactly as `python -m backupctl ARGS` does, and writes at exit this
-# process's peak RSS (VmHWM, KiB) to the file named by argv[1].
-BOOTSTRAP = """\
-import atexit, runpy, sys
-def _record(path=sys.argv[1]):
-    with open("/proc/self/status") as fh:
-        hwm = [line.split()[1] for line in fh if line.startswith("VmHWM:")]
-    with open(path, "w") as fh:
-        fh.write(hwm[0])
-atexit.register(_record)
-sys.argv = ["backupctl", *sys.argv[2:]]
-runpy.run_module("backupctl", run_name="__main__", alter_sys=True)
-"""
+def backupctl_variant(
+    backupctl: Backupctl, storage: str, extra_env: dict[str, str], remove: Callable[[str], None]
+) -> Callable[[str], Run]:
+    """Runs of `backupctl run-nightly` storing to `storage`; each artifact is removed after."""
+    env = backupctl.env(storage, extra_env)
 
+    def run(tag: str) -> Run:
+        cli, row = backupctl.backup(env, tag)
+        assert row.uri is not None and row.size is not None
+        remove(row.uri)
+        rss = {name: cli.rss.get(name, 0.0) for name in ("backupctl", "pg_dump")}
+        return Run(cli.seconds, rss, row.size, cli.cpu_seconds, backup_seconds=row.seconds)
 
-@dataclass
-class Backupctl:
-    """Everything the backupctl CLI runs with; one new night per run."""
-
-    ledger_dsn: str
-    source_dsn: str
-    workdir: Path
-    bin_dir: str
-    nights: Iterator[date]
-
-    def env(self, storage: str, extra: dict[str, str]) -> dict[str, str]:
-        env = clean_env()
-        config = self.workdir / "backupctl.toml"
-        config.write_text("# empty: every setting comes from the environment\n")
-        registry = self.workdir / "apps.toml"
-        registry.write_text(
-            f'[[app]]\nid = "{APP_ID}"\nkind = "postgres"\n'
-            f'dsn_env = "{DSN_ENV}"\npg_bin_dir = {json.dumps(self.bin_dir)}\n'
-        )
-        env.update(
-            BACKUPCTL_CONFIG=str(config),
-            BACKUPCTL_DATABASE_URL=self.ledger_dsn,
-            BACKUPCTL_REGISTRY=str(registry),
-            BACKUPCTL_STORAGE=storage,
-            BACKUPCTL_RUN_MAX_ATTEMPTS="1",
-            BACKUPCTL_RUN_PARALLEL="1",
-            PYTHONPATH=str(REPO),
-            **{DSN_ENV: self.source_dsn},
-            **extra,
-        )
-        return env
-
-    def variant(
-        self, storage: str, extra_env: dict[str, str], remove: Callable[[str], None]
-    ) -> Callable[[str], Run]:
-        env = self.env(storage, extra_env)
-
-        def run(tag: str) -> Run:
-            night = next(self.nights)
-            usage_file = self.workdir / f"hwm-{tag}.txt"
-            usage_file.unlink(missing_ok=True)
-            argv = [sys.executable, "-c", BOOTSTRAP, str(usage_file)]
-            argv += ["run-nightly", "--date", night.isoformat()]
-            log = self.workdir / f"backupctl-{tag}.log"
-            with log.open("wb") as out:
-                started = time.perf_counter()
-                proc = subprocess.Popen(
-                    argv,
-                    env=env,
-                    cwd=self.workdir,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=out,
-                )
-                try:
-                    with PeakSampler({proc.pid: "backupctl"}) as sampler:
-                        code, cpu = reap(proc)
-                    seconds = time.perf_counter() - started
-                finally:
-                    kill(proc)
-            if code != 0:
-                text = log.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"backupctl run-nightly exited {code}:\n{text}")
-            status, uri, size, backup_seconds = self.row(night)
-            if status != "succeeded" or not uri or not size:
-                raise RuntimeError(f"backupctl's backup of {night} is {status}, not succeeded")
-            remove(uri)
-            rss = sampler.peaks_mb()
-            with contextlib.suppress(OSError, ValueError):  # exact, unless the hook didn't run
-                rss["backupctl"] = max(
-                    rss.get("backupctl", 0.0), kib_to_mb(int(usage_file.read_text()))
-                )
-            rss = {"backupctl": rss.get("backupctl", 0.0), "pg_dump": rss.get("pg_dump", 0.0)}
-            return Run(seconds, rss, size, cpu, backup_seconds=backup_seconds)
-
-        return run
-
-    def row(self, night: date) -> tuple[str, str | None, int | None, float | None]:
-        with psycopg.connect(self.ledger_dsn, autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT status, artifact_uri, size_bytes,"
-                " extract(epoch FROM finished_at - started_at)::float8"
-                " FROM backupctl.backups WHERE app_id = %s AND run_date = %s",
-                [APP_ID, night],
-            ).fetchone()
-        if row is None:
-            raise RuntimeError(f"no ledger row for {APP_ID} on {night}")
-        return str(row[0]), row[1], row[2], row[3]
+    return run
 
 
 def remove_file_artifact(uri: str) -> None:
-    Path(unquote(urlsplit(uri).path)).unlink()
+    file_path(uri).unlink()
 
 
 def decompressed_size(zstd: str, path: Path) -> int:
@@ -566,10 +210,6 @@ def decompressed_size(zstd: str, path: Path) -> int:
 
 
 # -- reporting --------------------------------------------------------------------------------
-
-
-def rss_text(rss: dict[str, float]) -> str:
-    return ", ".join(f"{name} {mb:.0f} MB" for name, mb in rss.items())
 
 
 def peak_rss(runs: Sequence[Run]) -> dict[str, float]:
@@ -654,10 +294,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     zstd = shutil.which("zstd")
@@ -711,8 +347,7 @@ def run(stack: contextlib.ExitStack, args: argparse.Namespace, zstd: str, bin_di
 
     # A public key only: like a backup machine, the bench holds no identity file.
     recipient = str(pyrage.x25519.Identity.generate().to_public())
-    first = date.today() - timedelta(days=NIGHTS_BACK)
-    nights = (first + timedelta(days=i) for i in range(NIGHTS_BACK))
+    nights = past_nights()
     with psycopg.connect(url, autocommit=True) as conn:
         version = conn.execute("SHOW server_version").fetchone()
     print(
@@ -735,11 +370,12 @@ def run(stack: contextlib.ExitStack, args: argparse.Namespace, zstd: str, bin_di
                 ),
                 Variant(
                     "file://",
-                    backupctl.variant(storage_dir.as_uri(), {}, remove_file_artifact),
+                    backupctl_variant(backupctl, storage_dir.as_uri(), {}, remove_file_artifact),
                 ),
                 Variant(
                     "s3 (moto)",
-                    backupctl.variant(
+                    backupctl_variant(
+                        backupctl,
                         f"s3://{bucket}/nightly",
                         {**AWS_ENV, "AWS_ENDPOINT_URL_S3": endpoint},
                         remove_s3_artifact,
@@ -747,7 +383,8 @@ def run(stack: contextlib.ExitStack, args: argparse.Namespace, zstd: str, bin_di
                 ),
                 Variant(
                     "file:// age",
-                    backupctl.variant(
+                    backupctl_variant(
+                        backupctl,
                         storage_dir.as_uri(),
                         {"BACKUPCTL_ENCRYPTION_RECIPIENTS": recipient},
                         remove_file_artifact,

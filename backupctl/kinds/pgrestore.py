@@ -22,7 +22,7 @@ from backupctl.kinds.pgconnect import (
 from backupctl.kinds.pgtools import PgTools, Tool, choose_pg_restore, major_of_recorded
 from backupctl.kinds.postgres import libpq_env, pg_restore_argv, split_password
 from backupctl.redact import redact_text, redact_url
-from backupctl.restore import Owners, RestoreFailed, RestoreRequest, Source, copy_data
+from backupctl.restore import CHUNK, Owners, RestoreFailed, RestoreRequest, Source, copy_data
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +153,9 @@ def _run_pg_restore(
             stdout=subprocess.DEVNULL,
             stderr=stderr,
             env=libpq_env(password),
+            # pg_restore reads on while we decompress the next chunk (with Linux's
+            # 64 KiB pipe it waited for every chunk, as `zstd -dc |` never makes it).
+            pipesize=CHUNK,
         )
         assert proc.stdin is not None
         try:

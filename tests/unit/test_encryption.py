@@ -1,5 +1,6 @@
-"""backupctl.encryption: recipients and identities, and the streams both ways (real
-pyrage, real pipes and threads; the age tool where it is installed)."""
+"""backupctl.encryption and backupctl.agefile: recipients and identities, and the
+streams both ways (age files written by backupctl.agefile and read by real pyrage, real
+pipes and threads; the age tool where it is installed)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pyrage
 import pytest
 
+from backupctl.agefile import CHUNK, x25519_public_key
 from backupctl.artifacts import parse_artifact_key
 from backupctl.config import load_settings
 from backupctl.encryption import (
@@ -36,9 +38,9 @@ def keypair(tmp_path: Path, name: str = "key.txt") -> tuple[Path, str]:
     return path, str(identity.to_public())
 
 
-def encrypt(data: bytes, recipient: str, chunk: int = 100_000) -> bytes:
+def encrypt(data: bytes, recipient: str | list[str], chunk: int = 100_000) -> bytes:
     out = io.BytesIO()
-    with encrypting(out, [recipient]) as sink:
+    with encrypting(out, [recipient] if isinstance(recipient, str) else recipient) as sink:
         for i in range(0, len(data), chunk):
             sink.write(data[i : i + chunk])
     return out.getvalue()
@@ -62,7 +64,7 @@ def test_an_empty_stream_is_still_a_whole_age_file(tmp_path: Path) -> None:
         assert plain.read() == b""
 
 
-def test_the_storages_error_is_raised_as_itself_not_as_pyrages(tmp_path: Path) -> None:
+def test_the_storages_error_is_raised_as_itself(tmp_path: Path) -> None:
     _key, recipient = keypair(tmp_path)
 
     class Full:
@@ -117,6 +119,56 @@ def test_closing_a_reader_early_stops_its_thread(tmp_path: Path) -> None:
     reader.close()  # returns: the thread ended at its next write
 
 
+# Payload sizes around age's 64 KiB chunks: the last chunk short, full or (only for
+# nothing at all) empty.
+BOUNDARIES = (0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK, 3 * CHUNK + 5)
+
+
+def test_every_chunk_boundary_decrypts_with_pyrage_whatever_the_write_sizes(
+    tmp_path: Path,
+) -> None:
+    key, recipient = keypair(tmp_path)
+    identities = load_identities(str(key))
+    for size in BOUNDARIES:
+        data = os.urandom(size)
+        for write in (1000, CHUNK, CHUNK + 1, 5 * CHUNK):
+            stored = encrypt(data, recipient, chunk=write)
+            assert pyrage.decrypt(stored, identities.keys()) == data, (size, write)
+
+
+def test_each_of_several_recipients_opens_the_file_and_an_incomplete_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    keys = [keypair(tmp_path, f"key{n}.txt") for n in range(3)]
+    data = os.urandom(2 * CHUNK + 10)
+    stored = encrypt(data, [recipient for _, recipient in keys])
+    for path, _ in keys:
+        with decrypting(io.BytesIO(stored), load_identities(str(path))) as plain:
+            assert plain.read() == data
+
+    out = io.BytesIO()
+    with pytest.raises(RuntimeError), encrypting(out, [keys[0][1]]) as sink:
+        sink.write(data)
+        raise RuntimeError("the dump failed")  # the last chunk is never sealed
+    with pytest.raises(pyrage.DecryptError):
+        pyrage.decrypt(out.getvalue(), load_identities(str(keys[0][0])).keys())
+
+
+def test_recipient_keys_are_read_as_pyrage_reads_them_and_a_low_order_one_is_refused() -> None:
+    identity = pyrage.x25519.Identity.generate()
+    recipient = str(identity.to_public())
+    assert x25519_public_key(recipient) == x25519_public_key(recipient.upper())
+    assert len(x25519_public_key(recipient)) == 32
+    with pytest.raises(ValueError, match="bad checksum"):
+        x25519_public_key(recipient[:-1] + ("q" if recipient[-1] != "q" else "p"))
+    # The all-zero key: pyrage takes it, but every shared secret with it is zero.
+    zero = "age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq5cu47z"
+    pyrage.x25519.Recipient.from_str(zero)
+    assert recipient_problem(zero) == (
+        f"not an age recipient: a low-order X25519 key: {zero[:20] + '…'!r}"
+    )
+
+
 def test_interop_with_the_age_tool_both_ways(tmp_path: Path) -> None:
     age = need_tool("age", "apt-get install age")
     key, recipient = keypair(tmp_path)
@@ -136,6 +188,14 @@ def test_interop_with_the_age_tool_both_ways(tmp_path: Path) -> None:
     ).stdout
     with decrypting(io.BytesIO(theirs), load_identities(str(key))) as plain:
         assert plain.read() == data
+
+    other, second = keypair(tmp_path, "other.txt")
+    for size in BOUNDARIES:
+        data = os.urandom(size)
+        ours.write_bytes(encrypt(data, [recipient, second], chunk=50_000))
+        for identity in (key, other):
+            done = subprocess.run([age, "-d", "-i", str(identity), str(ours)], capture_output=True)
+            assert (done.returncode, done.stdout) == (0, data), (size, done.stderr)
 
 
 def test_recipients_are_checked_and_a_problem_names_the_value_shortened() -> None:
