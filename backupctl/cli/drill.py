@@ -59,9 +59,11 @@ def drill_cmd(
     is restored: postgres into a new database backupctl_drill_<backup id> on [drill]
     postgres_url (default: the embedded Postgres), dropped afterwards; files into a
     temporary folder; command into a temporary file, fed to the app's drill_argv
-    program when it has one. A drill passes when the restore succeeded and holds
-    what the backup's manifest recorded (its tables; its files and bytes; its
-    bytes). Exit 0 when every drill passed, 1 when one failed, 2 for a usage error.
+    program when it has one; sqlite into a temporary file, checked with PRAGMA
+    integrity_check. A drill passes when the restore succeeded and holds what the
+    backup's manifest recorded (its tables; its files and bytes; its bytes; its
+    tables, their rows and its sha256). Exit 0 when every drill passed, 1 when one
+    failed, 2 for a usage error.
 
     \b
     Examples:

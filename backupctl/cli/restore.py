@@ -45,12 +45,13 @@ def _target(value: str) -> str:
     required=True,
     metavar="TARGET",
     help="postgres: a DSN (or env:VAR holding it); files: a new or empty "
-    "folder; command: a new file, or - for standard output.",
+    "folder; command, sqlite: a new file, or - for standard output.",
 )
 @click.option(
     "--clean",
     is_flag=True,
-    help="postgres: drop and recreate objects in a database that is not empty.",
+    help="postgres: drop and recreate objects in a database that is not empty; "
+    "sqlite: replace an existing file (stop its app first).",
 )
 @click.option(
     "--no-create",
@@ -96,6 +97,7 @@ def restore(
     stderr); pg_restore is chosen to read what the backup's pg_dump wrote; onto a
     fresh server without the app's roles, add --no-owner --no-privileges. files:
     links, FIFOs, modes and mtimes come back as they were, and as root the owners.
+    sqlite: written beside the target, fsynced and renamed into place.
     An encrypted backup needs --identity: without it exit 2, with one that does not
     open it exit 1, both before the target is touched.
 
@@ -107,6 +109,7 @@ def restore(
       backupctl restore shop --to postgresql://localhost/shop_empty --no-create
       backupctl restore shop --to postgresql://new-server/shop --no-owner --no-privileges
       backupctl restore wiki-uploads --date 2026-11-28 --to /srv/restore/wiki
+      backupctl restore notes --to /srv/notes/restored.db
       backupctl restore crm --adhoc 4711 --to -
       backupctl restore shop --identity ~/backup-key.txt --to postgresql://localhost/shop_r
     """

@@ -111,7 +111,7 @@ def test_unknown_kind_is_named_with_the_known_ones(tmp_path: Path) -> None:
     path = write(tmp_path, '\n[[app]]\nid = "shop"\nkind = "oracle"\n')
 
     assert problems(path) == [
-        f"{path}:2: app 'shop': unknown kind 'oracle' (one of: command, files, postgres)"
+        f"{path}:2: app 'shop': unknown kind 'oracle' (one of: command, files, postgres, sqlite)"
     ]
 
 
@@ -119,7 +119,7 @@ def test_kind_that_is_not_a_string_is_an_unknown_kind(tmp_path: Path) -> None:
     path = write(tmp_path, '[[app]]\nid = "shop"\nkind = 3\n')
 
     assert problems(path) == [
-        f"{path}:1: app 'shop': unknown kind 3 (one of: command, files, postgres)"
+        f"{path}:1: app 'shop': unknown kind 3 (one of: command, files, postgres, sqlite)"
     ]
 
 
@@ -137,7 +137,7 @@ def test_missing_kind_lists_the_kinds(tmp_path: Path) -> None:
     path = write(tmp_path, '[[app]]\nid = "shop"\n')
 
     assert problems(path) == [
-        f"{path}:1: app 'shop': missing field 'kind' (one of: command, files, postgres)"
+        f"{path}:1: app 'shop': missing field 'kind' (one of: command, files, postgres, sqlite)"
     ]
 
 
