@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from backupctl.durations import WHOLE_DAY, Window, parse_duration, parse_window
@@ -89,6 +90,40 @@ def _opt_positive_duration(value: Any) -> float | None:
 
 
 DURATION_PARSERS = (_duration, _positive_duration, _opt_positive_duration)
+
+
+def _registry(value: Any) -> str:
+    from backupctl.registry.sources import source_kind
+
+    text = _str(value)
+    kind = source_kind(text)
+    if kind == "path":
+        if "://" in text:  # (the value is not quoted: a URL may hold a password)
+            raise ValueError(
+                "a URL must start with http://, https:// or postgresql://; "
+                "anything else is a file or folder path"
+            )
+        return text
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 (parsing it raises for a malformed one)
+    except ValueError:
+        raise ValueError("is not a valid URL") from None
+    if not parts.hostname and kind == "http":
+        raise ValueError("an http(s) URL needs a host")
+    if kind == "http" and (parts.username or parts.password):
+        raise ValueError(
+            "an http(s) registry URL must not hold credentials: "
+            "give its token in a variable named by registry_token_env"
+        )
+    return text
+
+
+def _opt_env_name(value: Any) -> str | None:
+    text = _opt_str(value)
+    if text is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", text):
+        raise ValueError(f"must be the name of an environment variable, got {text!r}")
+    return text
 
 
 def _timezone(value: Any) -> ZoneInfo:
@@ -216,7 +251,30 @@ KEYS: tuple[Key, ...] = (
     Key(None, "database_url", _opt_str, None, "Postgres URL of the ledger; empty: embedded", True),
     Key(None, "database_schema", _schema, "backupctl", "schema holding the ledger tables"),
     Key(None, "timezone", _timezone, ZoneInfo("UTC"), "the zone whose calendar names a night"),
-    Key(None, "registry", _str, DEFAULT_REGISTRY_PATH, "the app registry file"),
+    Key(
+        None,
+        "registry",
+        _registry,
+        DEFAULT_REGISTRY_PATH,
+        "the apps: a TOML file, a folder of them, an http(s):// URL or a postgresql:// URL",
+        True,
+    ),
+    Key(
+        None,
+        "registry_token_env",
+        _opt_env_name,
+        None,
+        "http(s) registry: the variable holding its Bearer token",
+    ),
+    Key(
+        None,
+        "registry_ca_file",
+        _opt_str,
+        None,
+        "https registry: the CA bundle to verify it with; empty: the system's",
+    ),
+    Key(None, "registry_timeout", _positive_duration, 30.0, "http(s) or postgresql registry"),
+    Key(None, "registry_query", _opt_str, None, "postgresql registry: the SELECT listing the apps"),
     Key(None, "storage", _storage, None, "file:///dir or s3://bucket/prefix; empty: data dir"),
     Key(None, "pg_bin_dir", _opt_str, None, "folder with pg_dump/pg_restore; empty: PATH"),
     Key(
@@ -296,6 +354,15 @@ KEYS: tuple[Key, ...] = (
         _opt_str,
         None,
         "Postgres server drills restore into (a scratch database each); empty: embedded",
+        True,
+    ),
+    Key(
+        "drill",
+        "mysql_url",
+        _opt_str,
+        None,
+        "MySQL/MariaDB server drills restore into (mysql://user:pw@host:port/; a scratch "
+        "database each); needed to drill a mysql app",
         True,
     ),
     Key(
@@ -420,6 +487,28 @@ def _object_lock_problems(values: Mapping[str, Any]) -> list[str]:
     return []
 
 
+def _registry_problems(values: Mapping[str, Any]) -> list[str]:
+    """The registry_* settings each belong to one form of `registry`: one given for
+    another form is a mistake (a registry changed, its settings left behind)."""
+    from backupctl.registry.sources import source_kind
+
+    if "registry" not in values:
+        return []  # malformed: already reported
+    kind = source_kind(values["registry"])
+    problems = []
+    if kind == "postgres" and not values.get("registry_query"):
+        problems.append(
+            "registry: a postgresql:// registry needs registry_query "
+            "(the SELECT whose rows are the apps)"
+        )
+    if kind != "postgres" and values.get("registry_query"):
+        problems.append("registry_query: only for a postgresql:// registry")
+    for name in ("registry_token_env", "registry_ca_file"):
+        if kind != "http" and values.get(name):
+            problems.append(f"{name}: only for an http(s):// registry")
+    return problems
+
+
 def load_settings(
     explicit_path: str | None = None,
     env: Mapping[str, str] | None = None,
@@ -434,12 +523,21 @@ def load_settings(
     if path is not None:
         for dotted, value in _flatten(_read_file(path, problems), str(path), problems).items():
             if (
-                dotted in ("registry", "pg_bin_dir", "state_dir", "encryption.recipients_file")
+                dotted
+                in (
+                    "registry",
+                    "registry_ca_file",
+                    "pg_bin_dir",
+                    "state_dir",
+                    "encryption.recipients_file",
+                )
                 and isinstance(value, str)
                 and _is_relative_path(value)
             ):
-                # A relative registry path in a file is relative to that file.
-                value = str((path.parent / value).resolve())
+                # A relative registry path in a file is relative to that file (and
+                # "apps.d/" stays a folder's name).
+                slash = "/" if value.endswith("/") else ""
+                value = str((path.parent / value).resolve()) + slash
             raw[dotted] = (value, f"file {path}")
     for key in KEYS:
         if key.env in env:
@@ -473,6 +571,7 @@ def load_settings(
             "stay hidden (12h): in enqueue mode a backup must finish within 12h"
         )
     problems.extend(_object_lock_problems(values))
+    problems.extend(_registry_problems(values))
     recipients = list(values.get("encryption.recipients") or ())
     if values.get("encryption.recipients_file"):
         from backupctl.encryption import read_recipients_file

@@ -8,7 +8,9 @@ from pathlib import Path
 from backupctl.config import Settings
 from backupctl.kinds import KindOptions
 from backupctl.ledger import Ledger, connect_ledger
-from backupctl.registry import App, load_registry
+from backupctl.registry import App, RegistrySpec, open_source
+from backupctl.registry.load import placed_apps
+from backupctl.registry.sources import Source
 from backupctl.storage import Storages
 
 
@@ -78,18 +80,48 @@ def kind_options(settings: Settings) -> KindOptions:
     return KindOptions(
         pg_bin_dir=settings.pg_bin_dir,
         pg_embedded=bool(settings.values.get("pg_embedded", True)),
+        hidden_env=registry_secret_env(settings),
     )
 
 
-def load_apps(settings: Settings) -> list[App]:
-    """The registry's apps, each with the recipients its artifacts are encrypted to:
-    its own `recipients`, else [encryption]'s (none: not encrypted)."""
+def registry_spec(settings: Settings) -> RegistrySpec:
+    """The registry* settings in effect."""
+    values = settings.values
+    return RegistrySpec(
+        location=settings.registry,
+        token_env=values.get("registry_token_env"),
+        ca_file=values.get("registry_ca_file"),
+        timeout=float(values.get("registry_timeout") or 30.0),
+        query=values.get("registry_query"),
+    )
+
+
+def open_registry(settings: Settings) -> Source:
+    """The registry's source: a file, a folder, an API or a query."""
+    return open_source(registry_spec(settings))
+
+
+def load_placed_apps(settings: Settings, source: Source | None = None) -> list[tuple[App, str]]:
+    """The registry's apps, each with where it was found and the recipients its
+    artifacts are encrypted to: its own `recipients`, else [encryption]'s (none: not
+    encrypted). Every command that reads the registry comes here (or to load_apps)."""
     return [
-        app if app.recipients is not None else replace(app, recipients=settings.recipients)
-        for app in load_registry(settings.registry)
+        (app if app.recipients is not None else replace(app, recipients=settings.recipients), at)
+        for app, at in placed_apps(source or open_registry(settings))
     ]
 
 
+def load_apps(settings: Settings, source: Source | None = None) -> list[App]:
+    """The registry's apps (see load_placed_apps)."""
+    return [app for app, _ in load_placed_apps(settings, source)]
+
+
 def registry_source(settings: Settings) -> str:
-    """The registry as named in messages: its file."""
-    return settings.registry
+    """The registry as named in messages: its file, folder or URL, credentials masked."""
+    return open_registry(settings).label
+
+
+def registry_secret_env(settings: Settings) -> frozenset[str]:
+    """Variables holding the registry's secret (its token): no program we start sees them."""
+    name = settings.values.get("registry_token_env")
+    return frozenset({name}) if name else frozenset()

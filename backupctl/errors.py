@@ -28,6 +28,13 @@ class RegistryError(ConfigError):
     """The app registry is invalid; nothing was changed."""
 
 
+class RegistryUnavailable(BackupctlError):
+    """The registry's source (an API, a database) cannot be reached now; nothing was
+    changed. The message is safe to show (credentials masked)."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
 class UsageError(BackupctlError):
     """The command line asks for something that cannot be done."""
 

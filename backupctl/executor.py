@@ -122,7 +122,10 @@ class Executor:
         hooks = Hooks(app)
         try:
             storage = self._storages.get(app.storage)
-            options = dataclasses.replace(self._kind_options, hidden_env=self._apps.secret_env())
+            options = dataclasses.replace(
+                self._kind_options,
+                hidden_env=self._kind_options.hidden_env | self._apps.secret_env(),
+            )
             kind = kind_for(app, options)
             secrets = kind.secrets(app)
             recipients = app.recipients or ()

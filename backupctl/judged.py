@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from backupctl.errors import RegistryError
+from backupctl.errors import RegistryError, RegistryUnavailable
 from backupctl.registry import App
 
 # A row's status that means its backup is stored (pruned ones were, and counted).
@@ -80,6 +80,8 @@ def load_judged(
         return from_registry(load_apps())
     except RegistryError as exc:
         return from_planned(planned_rows(), "; ".join(exc.problems))
+    except RegistryUnavailable as exc:  # an API or a database away for now
+        return from_planned(planned_rows(), str(exc))
 
 
 @dataclass

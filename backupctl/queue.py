@@ -110,6 +110,8 @@ def sqs_client(*, connect_timeout: float = 10, read_timeout: float = 40, attempt
     import boto3
     from botocore.config import Config
 
+    from backupctl.awscalls import record_calls
+
     retries: dict[str, Any] = {"mode": "standard"}
     if attempts:
         retries["total_max_attempts"] = attempts
@@ -119,7 +121,7 @@ def sqs_client(*, connect_timeout: float = 10, read_timeout: float = 40, attempt
         read_timeout=read_timeout,
         max_pool_connections=32,
     )
-    return boto3.session.Session().client("sqs", config=config)
+    return record_calls(boto3.session.Session().client("sqs", config=config))
 
 
 class SqsQueue:

@@ -21,9 +21,16 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-# The suite must never pick up an operator's real configuration.
+# BACKUPCTL_TEST_AWS_CALL_LOG=FILE: every CLI a test runs through Setup appends its
+# AWS calls there (backupctl/awscalls.py); `python -m tests.deploy.iam FILE` then
+# checks them against deploy/aws/iam-policy.json.
+AWS_CALL_LOG = os.environ.get("BACKUPCTL_TEST_AWS_CALL_LOG")
+RECORD_AWS_CALLS = {"BACKUPCTL_AWS_CALL_LOG": AWS_CALL_LOG} if AWS_CALL_LOG else {}
+
+# The suite must never pick up an operator's real configuration. (BACKUPCTL_TEST_*
+# stay, for the test processes xdist starts from this one.)
 for _name in list(os.environ):
-    if _name.startswith("BACKUPCTL_") and _name != "BACKUPCTL_TEST_DATABASE_URL":
+    if _name.startswith("BACKUPCTL_") and not _name.startswith("BACKUPCTL_TEST_"):
         del os.environ[_name]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -205,6 +212,7 @@ def setup(database_url: str, tmp_path: Path) -> Iterator[Setup]:
         BACKUPCTL_STORAGE=(tmp_path / "storage").as_uri(),
         BACKUPCTL_RUN_RETRY_WAIT="0s",
         PYTHONPATH=str(REPO),
+        **RECORD_AWS_CALLS,
     )
     s = Setup(database_url, tmp_path, env)
     yield s
@@ -242,5 +250,16 @@ def restartable(tmp_path: Path) -> Iterator[tuple[Setup, Any]]:
             BACKUPCTL_STORAGE=(tmp_path / "storage").as_uri(),
             BACKUPCTL_RUN_RETRY_WAIT="0s",
             PYTHONPATH=str(REPO),
+            **RECORD_AWS_CALLS,
         )
         yield Setup(pg.url, tmp_path, env), pg
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[Any]:
+    """A throwaway MariaDB server for this test process (tests/mariadb_server.py);
+    skips (fails under CI) when MariaDB is not installed."""
+    from tests.mariadb_server import MariaDB
+
+    with MariaDB() as server:
+        yield server

@@ -29,13 +29,15 @@ def backup(ctx: click.Context, app_id: str, as_json: bool) -> None:
     """
     settings = settings_from(ctx)
     from backupctl.adhoc import backup_now
-    from backupctl.context import kind_options, load_apps, open_ledger, open_storages
+    from backupctl.context import kind_options, load_apps, open_ledger, open_registry, open_storages
     from backupctl.executor import new_owner
+    from backupctl.wording import short_list
 
-    apps = {app.id: app for app in load_apps(settings)}
+    source = open_registry(settings)
+    apps = {app.id: app for app in load_apps(settings, source)}
     if app_id not in apps:
-        known = ", ".join(sorted(apps)) or "none"
-        raise UsageError(f"no app {app_id!r} in the registry {settings.registry} (apps: {known})")
+        known = short_list(sorted(apps)) or "none"
+        raise UsageError(f"no app {app_id!r} in the registry {source.label} (apps: {known})")
     storages = open_storages(settings)
     ledger = open_ledger(settings, workers=1)
     today = datetime.now(UTC).astimezone(settings.timezone).date()

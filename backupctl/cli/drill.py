@@ -57,7 +57,8 @@ def drill_cmd(
 
     Each chosen app's latest succeeded nightly backup (of --date's night when given)
     is restored: postgres into a new database backupctl_drill_<backup id> on [drill]
-    postgres_url (default: the embedded Postgres), dropped afterwards; files into a
+    postgres_url (default: the embedded Postgres), dropped afterwards; mysql the same
+    on [drill] mysql_url (which a mysql app's drill needs); files into a
     temporary folder; command into a temporary file, fed to the app's drill_argv
     program when it has one; sqlite into a temporary file, checked with PRAGMA
     integrity_check. A drill passes when the restore succeeded and holds what the

@@ -44,19 +44,21 @@ def _target(value: str) -> str:
     "target",
     required=True,
     metavar="TARGET",
-    help="postgres: a DSN (or env:VAR holding it); files: a new or empty "
+    help="postgres, mysql: a DSN (or env:VAR holding it); files: a new or empty "
     "folder; command, sqlite: a new file, or - for standard output.",
 )
 @click.option(
     "--clean",
     is_flag=True,
-    help="postgres: drop and recreate objects in a database that is not empty; "
-    "sqlite: replace an existing file (stop its app first).",
+    help="postgres, mysql: drop and recreate the backup's objects in a database that is "
+    "not empty (mysql: by the dump's own DROP ... IF EXISTS); sqlite: replace an "
+    "existing file (stop its app first).",
 )
 @click.option(
     "--no-create",
     is_flag=True,
-    help="postgres: refuse a target database that does not exist (by default restore creates it).",
+    help="postgres, mysql: refuse a target database that does not exist (by default "
+    "restore creates it).",
 )
 @click.option(
     "--no-owner",
@@ -95,7 +97,9 @@ def restore(
     stderr first. A damaged artifact (checksum mismatch) is refused: exit 1, nothing
     restored. postgres: a target database that does not exist is created (said on
     stderr); pg_restore is chosen to read what the backup's pg_dump wrote; onto a
-    fresh server without the app's roles, add --no-owner --no-privileges. files:
+    fresh server without the app's roles, add --no-owner --no-privileges. mysql: a
+    missing database is created too, and dropped again if the restore fails (MySQL
+    cannot roll DDL back). files:
     links, FIFOs, modes and mtimes come back as they were, and as root the owners.
     sqlite: written beside the target, fsynced and renamed into place.
     An encrypted backup needs --identity: without it exit 2, with one that does not
@@ -112,6 +116,7 @@ def restore(
       backupctl restore notes --to /srv/notes/restored.db
       backupctl restore crm --adhoc 4711 --to -
       backupctl restore shop --identity ~/backup-key.txt --to postgresql://localhost/shop_r
+      backupctl restore crm-db --date 2026-11-28 --to mysql://admin@db.internal/crm_restored
     """
     if run_date is not None and backup_id is not None:
         raise click.UsageError("give --date D or --adhoc ID, not both")

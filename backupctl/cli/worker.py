@@ -78,25 +78,25 @@ def worker(
         kind_options,
         load_apps,
         open_ledger,
+        open_registry,
         open_storages,
-        registry_source,
     )
     from backupctl.executor import new_owner
     from backupctl.notify import night_closed
     from backupctl.queue import SqsQueue, sqs_client
     from backupctl.registry.guard import no_apps_problem
-    from backupctl.registry.lookup import LiveRegistry, file_stamp
+    from backupctl.registry.lookup import LiveRegistry
     from backupctl.worker import Worker
 
-    source = registry_source(settings)
-    loaded = load_apps(settings)
-    if (problem := no_apps_problem(loaded, source)) is not None:
+    source = open_registry(settings)
+    loaded = load_apps(settings, source)
+    if (problem := no_apps_problem(loaded, source.label)) is not None:
         raise ConfigError([problem])
     apps = LiveRegistry(
         loaded,
-        source=source,
-        load=lambda: load_apps(settings),
-        stamp=file_stamp(settings.registry),
+        source=source.label,
+        load=lambda: load_apps(settings, source),
+        stamp=source.stamp(),  # None (an API, a query): reloaded at most every 30s
         max_shrink=settings.run.max_shrink,
     )
     storages = open_storages(settings)

@@ -34,6 +34,7 @@ KINDS: dict[str, str] = {
     "command": "backupctl.kinds.command:CommandKind",
     "files": "backupctl.kinds.files:FilesKind",
     "postgres": "backupctl.kinds.postgres:PostgresKind",
+    "mysql": "backupctl.kinds.mysql:MysqlKind",
     "sqlite": "backupctl.kinds.sqlite:SqliteKind",
 }
 

@@ -24,8 +24,10 @@ def stream_stdout(
     cancel: CancelToken,
     env: Mapping[str, str] | None = None,
     label: str | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> None:
-    """Run `argv`, copy its stdout to `out`; fail with its stderr tail if it exits non-zero."""
+    """Run `argv`, copy its stdout to `out`; fail with its stderr tail if it exits non-zero.
+    `pass_fds`: descriptors the program inherits (e.g. an option file it opens)."""
     label = label or os.path.basename(argv[0])
     try:
         proc = subprocess.Popen(
@@ -36,6 +38,7 @@ def stream_stdout(
             env=dict(env) if env is not None else None,
             start_new_session=True,  # so a kill reaches the program's own children
             pipesize=CHUNK,  # the program writes on while we compress the last chunk
+            pass_fds=tuple(pass_fds),
         )
     except FileNotFoundError:
         raise BackupFailed(f"{label}: program not found: {argv[0]}") from None

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
-from backupctl.errors import RegistryError
+from backupctl.errors import RegistryError, RegistryUnavailable
 from backupctl.registry.guard import no_apps_problem, shrink_problem
 from backupctl.registry.model import App
 
@@ -69,11 +69,11 @@ class LiveRegistry:
     """A worker's registry: reloaded when its source changed, and when a message names
     an app it does not know (the app may have been added after the worker started).
 
-    A reload that fails (a file caught mid-edit) or that the guard refuses (no enabled
-    apps, or too many missing) keeps the apps it had, and says so once. A source is
-    read again only when it changed (a file's stamp) or, for a source without one,
-    at most every RELOAD_EVERY seconds: a queue full of messages for an app that
-    left must not mean one reload per message."""
+    A reload that fails (a file caught mid-edit, an API that is down) or that the guard
+    refuses (no enabled apps, or too many missing) keeps the apps it had, and says so
+    once. A source is read again only when it changed (a file's stamp) or, for a
+    source without one, at most every RELOAD_EVERY seconds: a queue full of messages
+    for an app that left must not mean one reload per message."""
 
     def __init__(
         self,
@@ -130,6 +130,9 @@ class LiveRegistry:
                 apps = self._load()
             except RegistryError as exc:
                 self._refuse(f"cannot reload the registry ({why}): " + "; ".join(exc.problems))
+                return
+            except RegistryUnavailable as exc:  # an API or a database away for now
+                self._refuse(f"cannot reload the registry ({why}): {exc}")
                 return
             problem = no_apps_problem(apps, self._source) or self._shrink(apps)
             if problem is not None:

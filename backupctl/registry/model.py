@@ -75,8 +75,10 @@ def kind_spec(kind: str) -> KindSpec | None:
     return kind_class(kind).fields if kind in KINDS else None
 
 
-def build_app(table: Mapping[str, Any], base_dir: Path) -> tuple[App | None, list[str]]:
-    """Validate one registry entry; return the App or the list of problems."""
+def build_app(table: Mapping[str, Any], base_dir: Path | None) -> tuple[App | None, list[str]]:
+    """Validate one registry entry; return the App or the list of problems. Relative
+    paths resolve against `base_dir` (a registry file's folder); with None (an API, a
+    query) they have nothing to be relative to and are refused."""
     problems: list[str] = []
     app_id = table.get("id")
     if app_id is None:
@@ -128,7 +130,13 @@ def build_app(table: Mapping[str, Any], base_dir: Path) -> tuple[App | None, lis
             except ValueError as exc:
                 problems.append(f"{name}: {exc}")
                 continue
-            if name in spec.paths:
+            if name in spec.paths and base_dir is None and not value.startswith("/"):
+                problems.append(
+                    f"{name}: must be an absolute path in a registry that is not a file, "
+                    f"got {value!r}"
+                )
+                continue
+            if name in spec.paths and base_dir is not None:
                 value = str((base_dir / value).resolve())
             params[name] = value
         for name in sorted(spec.required - set(table)):

@@ -65,12 +65,14 @@ def s3_client() -> Any:
     import boto3
     from botocore.config import Config
 
+    from backupctl.awscalls import record_calls
+
     config = Config(
         retries={"mode": "standard"},  # attempts: AWS_MAX_ATTEMPTS, else boto3's default
         connect_timeout=10,
         read_timeout=120,
     )
-    return boto3.session.Session().client("s3", config=config)
+    return record_calls(boto3.session.Session().client("s3", config=config))
 
 
 def part_size(number: int) -> int:

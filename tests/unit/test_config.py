@@ -243,6 +243,80 @@ def test_registry_url_in_a_file_is_not_treated_as_a_relative_path(tmp_path: Path
     assert load_settings(path, env={}).registry == "https://example.com/apps.json"
 
 
+def test_registry_settings_of_each_form_load(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "backupctl.toml",
+        'registry = "https://inventory.internal/v1/apps"\n'
+        'registry_token_env = "INVENTORY_TOKEN"\n'
+        'registry_ca_file = "ca/internal.pem"\n'
+        'registry_timeout = "10s"\n',
+    )
+
+    values = load_settings(path, env={}).values
+
+    assert values["registry_token_env"] == "INVENTORY_TOKEN"
+    assert values["registry_ca_file"] == str(tmp_path / "ca" / "internal.pem")
+    assert values["registry_timeout"] == 10.0
+    sql = load_settings(
+        None,
+        env={
+            "BACKUPCTL_REGISTRY": "postgresql://reader@cp.internal/platform",
+            "BACKUPCTL_REGISTRY_QUERY": "SELECT slug AS id, 'files' AS kind FROM services",
+        },
+    )
+    assert sql.registry == "postgresql://reader@cp.internal/platform"
+    folder = write(tmp_path / "folder.toml", 'registry = "apps.d/"\n')
+    assert load_settings(folder, env={}).registry == f"{tmp_path}/apps.d/"
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        (
+            {"BACKUPCTL_REGISTRY": "ftp://u:secret-pw@host/apps"},
+            "BACKUPCTL_REGISTRY: registry: a URL must start with http://, https:// or "
+            "postgresql://; anything else is a file or folder path",
+        ),
+        (
+            {"BACKUPCTL_REGISTRY": "https://u:secret-pw@host/apps"},
+            "BACKUPCTL_REGISTRY: registry: an http(s) registry URL must not hold credentials: "
+            "give its token in a variable named by registry_token_env",
+        ),
+        ({"BACKUPCTL_REGISTRY": "https:///apps"}, "an http(s) URL needs a host"),
+        ({"BACKUPCTL_REGISTRY": "https://host:port/apps"}, "registry: is not a valid URL"),
+        (
+            {"BACKUPCTL_REGISTRY": "postgresql://u:secret-pw@db/cp"},
+            "registry: a postgresql:// registry needs registry_query",
+        ),
+        (
+            {"BACKUPCTL_REGISTRY_QUERY": "SELECT 1"},
+            "registry_query: only for a postgresql:// registry",
+        ),
+        (
+            {"BACKUPCTL_REGISTRY_TOKEN_ENV": "TOKEN"},
+            "registry_token_env: only for an http(s):// registry",
+        ),
+        (
+            {"BACKUPCTL_REGISTRY": "/srv/apps.d/", "BACKUPCTL_REGISTRY_CA_FILE": "/ca.pem"},
+            "registry_ca_file: only for an http(s):// registry",
+        ),
+        (
+            {"BACKUPCTL_REGISTRY": "https://h/a", "BACKUPCTL_REGISTRY_TOKEN_ENV": "$TOKEN"},
+            "must be the name of an environment variable, got '$TOKEN'",
+        ),
+    ],
+)
+def test_registry_settings_that_do_not_fit_are_refused_without_the_password(
+    env: dict[str, str], problem: str
+) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings(None, env=env)
+
+    assert len(problems_of(excinfo)) == 1
+    assert problem in problems_of(excinfo)[0]
+    assert "secret-pw" not in str(excinfo.value)
+
+
 def test_load_settings_reports_every_problem_at_once_naming_file_and_key(tmp_path: Path) -> None:
     path = write(
         tmp_path / "backupctl.toml",

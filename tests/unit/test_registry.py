@@ -111,7 +111,8 @@ def test_unknown_kind_is_named_with_the_known_ones(tmp_path: Path) -> None:
     path = write(tmp_path, '\n[[app]]\nid = "shop"\nkind = "oracle"\n')
 
     assert problems(path) == [
-        f"{path}:2: app 'shop': unknown kind 'oracle' (one of: command, files, postgres, sqlite)"
+        f"{path}:2: app 'shop': unknown kind 'oracle' "
+        "(one of: command, files, mysql, postgres, sqlite)"
     ]
 
 
@@ -119,7 +120,7 @@ def test_kind_that_is_not_a_string_is_an_unknown_kind(tmp_path: Path) -> None:
     path = write(tmp_path, '[[app]]\nid = "shop"\nkind = 3\n')
 
     assert problems(path) == [
-        f"{path}:1: app 'shop': unknown kind 3 (one of: command, files, postgres, sqlite)"
+        f"{path}:1: app 'shop': unknown kind 3 (one of: command, files, mysql, postgres, sqlite)"
     ]
 
 
@@ -137,7 +138,8 @@ def test_missing_kind_lists_the_kinds(tmp_path: Path) -> None:
     path = write(tmp_path, '[[app]]\nid = "shop"\n')
 
     assert problems(path) == [
-        f"{path}:1: app 'shop': missing field 'kind' (one of: command, files, postgres, sqlite)"
+        f"{path}:1: app 'shop': missing field 'kind' "
+        "(one of: command, files, mysql, postgres, sqlite)"
     ]
 
 
@@ -257,8 +259,16 @@ def test_missing_registry_file_is_reported(tmp_path: Path) -> None:
     assert problems(path) == [f"{path}: no such registry file"]
 
 
-def test_registry_path_that_is_a_directory_is_reported(tmp_path: Path) -> None:
-    assert problems(str(tmp_path)) == [f"{tmp_path}: cannot read the registry: Is a directory"]
+def test_registry_path_that_is_a_directory_is_a_folder_of_registry_files(
+    tmp_path: Path,
+) -> None:
+    assert load_registry(str(tmp_path)) == []
+    write(tmp_path, '[[app]]\nid = "a"\nkind = "command"\nargv = ["true"]\n', "team.toml")
+    assert [app.id for app in load_registry(str(tmp_path))] == ["a"]
+
+
+def test_registry_folder_that_does_not_exist_is_reported(tmp_path: Path) -> None:
+    assert problems(f"{tmp_path}/apps.d/") == [f"{tmp_path}/apps.d/: no such registry folder"]
 
 
 def test_registry_that_is_not_utf8_is_reported(tmp_path: Path) -> None:

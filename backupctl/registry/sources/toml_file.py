@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 from backupctl.errors import RegistryError
-from backupctl.registry.model import App, build_app
+from backupctl.registry.lookup import file_stamp
+from backupctl.registry.sources import Entry
 
 _APP_HEADER = re.compile(r"^\s*\[\[\s*app\s*\]\]")
 
@@ -16,8 +18,9 @@ def _header_lines(text: str) -> list[int]:
     return [n for n, line in enumerate(text.splitlines(), start=1) if _APP_HEADER.match(line)]
 
 
-def load_registry(path: str) -> list[App]:
-    """Read and validate every app in `path`; raise RegistryError listing every problem."""
+def read_toml_file(path: str) -> tuple[list[Entry], list[str]]:
+    """The [[app]] tables of the file at `path`, each placed at its header's line;
+    RegistryError when the file cannot be read as a registry at all."""
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -41,21 +44,23 @@ def load_registry(path: str) -> list[App]:
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise RegistryError([*problems, f"{path}: 'app' must be a list of [[app]] tables"])
     lines = _header_lines(text)
-    apps: list[App] = []
-    seen: dict[str, str] = {}
+    entries = []
     for index, table in enumerate(tables):
-        line = f":{lines[index]}" if len(lines) == len(tables) else ""
-        label = f"app {table['id']!r}" if isinstance(table.get("id"), str) else f"app #{index + 1}"
-        where = f"{path}{line}: {label}"
-        app, app_problems = build_app(table, file.parent)
-        problems.extend(f"{where}: {p}" for p in app_problems)
-        if app is None:
-            continue
-        if app.id in seen:
-            problems.append(f"{where}: duplicate id {app.id!r} (first defined at {seen[app.id]})")
-            continue
-        seen[app.id] = f"{path}{line}"
-        apps.append(app)
-    if problems:
-        raise RegistryError(problems)
-    return apps
+        # An inline `app = [{...}]` has no header lines: then the file alone.
+        where = f"{path}:{lines[index]}" if len(lines) == len(tables) else path
+        entries.append(Entry(table, where, index + 1, base_dir=file.parent, place=where))
+    return entries, problems
+
+
+class TomlFile:
+    """A registry file: /etc/backupctl/apps.toml."""
+
+    def __init__(self, path: str) -> None:
+        self.label = path
+        self._path = path
+
+    def read(self) -> tuple[list[Entry], list[str]]:
+        return read_toml_file(self._path)
+
+    def stamp(self) -> Callable[[], object] | None:
+        return file_stamp(self._path)
