@@ -44,6 +44,12 @@ class CancelToken:
         if self.cancelled:
             raise Cancelled(self.reason)
 
+    def remaining(self) -> float | None:
+        """Seconds left until the deadline (0 once past it); None without a timeout."""
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - time.monotonic())
+
     def wait(self, seconds: float) -> bool:
         """Sleep up to `seconds` (never past the deadline); return True once cancelled."""
         if self._deadline is not None:

@@ -12,7 +12,7 @@ from backupctl.durations import Window, format_duration
 from backupctl.judged import Judged, Tally, tally
 from backupctl.nagios import Perf
 from backupctl.nights import night_for, window_bounds
-from backupctl.wording import plural, short_list
+from backupctl.wording import one_line, plural, short_list
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 STATE_NAMES = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}
@@ -151,6 +151,9 @@ def evaluate(
     )
     unplanned = result.tally.not_in_night if night_row else []
     small = sorted(a for a, r in ours.items() if r["status"] == "succeeded" and r.get("warning"))
+    hooked = sorted(
+        a for a, r in ours.items() if r["status"] == "succeeded" and r.get("hook_warning")
+    )
     if failed:
         critical.append(f"{len(failed)} failed ({short_list(failed)})")
     if stuck:
@@ -170,6 +173,14 @@ def evaluate(
             f"{small[0]}: {ours[small[0]]['warning']}" if len(small) == 1 else short_list(small)
         )
         warning.append(f"{plural(len(small), 'backup')} far smaller than usual ({detail})")
+    if hooked:
+        # Backed up, but the app may still be quiesced: its after hook failed.
+        detail = (
+            f"{hooked[0]}: {one_line(str(ours[hooked[0]]['hook_warning']))[:300]}"
+            if len(hooked) == 1
+            else short_list(hooked)
+        )
+        warning.append(f"{plural(len(hooked), 'backup')} whose after hook failed ({detail})")
 
     failed_set, stuck_set, open_set = set(failed), set(stuck), set(open_)
     too_old: list[str] = []

@@ -15,6 +15,7 @@ from backupctl.artifacts import artifact_key, attempts_up_to
 from backupctl.cancel import CancelToken
 from backupctl.errors import BackupFailed, Cancelled
 from backupctl.heartbeat import Heartbeat
+from backupctl.hooks import Hooks
 from backupctl.kinds import KindOptions, kind_for
 from backupctl.ledger import Claim, Ledger
 from backupctl.logs import backup_extra
@@ -118,6 +119,7 @@ class Executor:
             extra=extra,
         )
         secrets: list[str] = []
+        hooks = Hooks(app)
         try:
             storage = self._storages.get(app.storage)
             options = dataclasses.replace(
@@ -128,14 +130,18 @@ class Executor:
             secrets = kind.secrets(app)
             recipients = app.recipients or ()
             key = artifact_key(claim, kind.extension, encrypted=bool(recipients))
-            stored = dump_to_storage(kind, app, storage, key, token, recipients)
+            stored = hooks.around(
+                token,
+                options.hidden_env,
+                lambda: dump_to_storage(kind, app, storage, key, token, recipients),
+            )
         except Cancelled as exc:
             if token.reason.startswith("shutdown"):
                 self._ledger.release(claim, self._owner, self._release_to)
                 return self._outcome(claim, "released", started, error=str(exc))
-            return self._fail(claim, started, str(exc), secrets)
+            return self._fail(claim, started, str(exc), secrets, hooks.warning)
         except BackupFailed as exc:
-            return self._fail(claim, started, str(exc), secrets, final=exc.final)
+            return self._fail(claim, started, str(exc), secrets, hooks.warning, final=exc.final)
         except Exception as exc:  # a bug or an unexpected I/O error: record it, go on
             log.error(
                 "app %s backup %s: unexpected error",
@@ -145,10 +151,11 @@ class Executor:
                 extra=extra,
             )
             error = f"unexpected error: {type(exc).__name__}: {exc}"
-            return self._fail(claim, started, error, secrets)
+            return self._fail(claim, started, error, secrets, hooks.warning)
 
         uri = storage.uri(stored.key)
         warning = self._size_warning(claim, stored.size)
+        hook_warning = redact_text(hooks.warning, secrets) if hooks.warning else None
         if not self._ledger.finish_succeeded(
             claim,
             self._owner,
@@ -158,6 +165,7 @@ class Executor:
             written_by=stored.written_by,
             manifest=stored.manifest,
             warning=warning,
+            hook_warning=hook_warning,
         ):
             # Fenced: another process owns this backup now (finish_succeeded has made
             # sure the row does not point here). Leave no second artifact.
@@ -215,9 +223,16 @@ class Executor:
         return self._outcome(claim, "skipped", started, error=reason)
 
     def _fail(
-        self, claim: Claim, started: float, error: str, secrets: list[str], final: bool = False
+        self,
+        claim: Claim,
+        started: float,
+        error: str,
+        secrets: list[str],
+        hook_warning: str | None = None,
+        final: bool = False,
     ) -> Outcome:
-        """Record a failed attempt; `final`: no retry this round (it would fail alike)."""
+        """Record a failed attempt; `final`: no retry this round (it would fail alike).
+        `hook_warning`: what the app's `after` hook said when it failed too."""
         error = redact_text(error, secrets)
         if not self._ledger.finish_failed(
             claim,
@@ -226,6 +241,7 @@ class Executor:
             self._retry_wait,
             self._retry_wait_max,
             final_after=self._max_attempts if final else None,
+            hook_warning=redact_text(hook_warning, secrets) if hook_warning else None,
         ):
             log.warning(
                 "app %s backup %s: lease was taken over",

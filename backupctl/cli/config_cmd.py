@@ -54,9 +54,9 @@ def config_check(ctx: click.Context, list_apps: bool, as_json: bool) -> None:
     Secrets are masked (a registry URL's password, its token). Exit 0 when valid,
     2 (with every problem listed) when not, 3 when the registry's API or database
     can't be reached, 1 when valid but an enabled app could not be backed up now: a
-    folder that does not exist or is not readable, a program not found on PATH or
-    not executable (a mount or a package may still appear). Each of those is one
-    line naming the app and the field; access is checked for the user running this
+    folder that does not exist or is not readable, a program (a hook's too) not
+    found on PATH or not executable (a mount or a package may still appear). Each of
+    those is one line naming the app and the field; access is checked for the user running this
     command, so run it as the user the backups run as. --apps lists each app the
     registry yields: its id, kind, whether it is enabled and where it was found.
 
@@ -73,6 +73,7 @@ def config_check(ctx: click.Context, list_apps: bool, as_json: bool) -> None:
         storage_url,
     )
     from backupctl.kinds import kind_for
+    from backupctl.kinds.preflight import hook_problems
 
     settings = settings_from(ctx)
     source = open_registry(settings)
@@ -85,7 +86,7 @@ def config_check(ctx: click.Context, list_apps: bool, as_json: bool) -> None:
     for app in apps:
         if not app.enabled:
             continue
-        problems = kind_for(app, options).preflight(app)
+        problems = kind_for(app, options).preflight(app) + hook_problems(app)
         failing_apps += bool(problems)
         now_failing.extend(f"app {app.id!r}: {problem}" for problem in problems)
     values = settings.values

@@ -60,9 +60,11 @@ def drill_cmd(
     postgres_url (default: the embedded Postgres), dropped afterwards; mysql the same
     on [drill] mysql_url (which a mysql app's drill needs); files into a
     temporary folder; command into a temporary file, fed to the app's drill_argv
-    program when it has one. A drill passes when the restore succeeded and holds
-    what the backup's manifest recorded (its tables; its files and bytes; its
-    bytes). Exit 0 when every drill passed, 1 when one failed, 2 for a usage error.
+    program when it has one; sqlite into a temporary file, checked with PRAGMA
+    integrity_check. A drill passes when the restore succeeded and holds what the
+    backup's manifest recorded (its tables; its files and bytes; its bytes; its
+    tables, their rows and its sha256). Exit 0 when every drill passed, 1 when one
+    failed, 2 for a usage error.
 
     \b
     Examples:

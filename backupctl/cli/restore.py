@@ -45,13 +45,14 @@ def _target(value: str) -> str:
     required=True,
     metavar="TARGET",
     help="postgres, mysql: a DSN (or env:VAR holding it); files: a new or empty "
-    "folder; command: a new file, or - for standard output.",
+    "folder; command, sqlite: a new file, or - for standard output.",
 )
 @click.option(
     "--clean",
     is_flag=True,
     help="postgres, mysql: drop and recreate the backup's objects in a database that is "
-    "not empty (mysql: by the dump's own DROP ... IF EXISTS).",
+    "not empty (mysql: by the dump's own DROP ... IF EXISTS); sqlite: replace an "
+    "existing file (stop its app first).",
 )
 @click.option(
     "--no-create",
@@ -100,6 +101,7 @@ def restore(
     missing database is created too, and dropped again if the restore fails (MySQL
     cannot roll DDL back). files:
     links, FIFOs, modes and mtimes come back as they were, and as root the owners.
+    sqlite: written beside the target, fsynced and renamed into place.
     An encrypted backup needs --identity: without it exit 2, with one that does not
     open it exit 1, both before the target is touched.
 
@@ -111,6 +113,7 @@ def restore(
       backupctl restore shop --to postgresql://localhost/shop_empty --no-create
       backupctl restore shop --to postgresql://new-server/shop --no-owner --no-privileges
       backupctl restore wiki-uploads --date 2026-11-28 --to /srv/restore/wiki
+      backupctl restore notes --to /srv/notes/restored.db
       backupctl restore crm --adhoc 4711 --to -
       backupctl restore shop --identity ~/backup-key.txt --to postgresql://localhost/shop_r
       backupctl restore crm-db --date 2026-11-28 --to mysql://admin@db.internal/crm_restored

@@ -33,6 +33,7 @@ def _row_json(row: dict[str, Any]) -> dict[str, Any]:
         "artifact_uri": row["artifact_uri"],
         "error": redact_text(row["error"]) if row["error"] else None,
         "warning": row["warning"],
+        "hook_warning": redact_text(row["hook_warning"]) if row.get("hook_warning") else None,
     }
 
 
@@ -160,8 +161,13 @@ HEADERS = ["app", "status", "attempts", "duration", "size", "error"]
 
 
 def _warned(rows: list[dict[str, Any]]) -> list[str]:
-    """The apps whose succeeded backup carries a warning (far smaller than usual)."""
-    return sorted(str(r["app_id"]) for r in rows if r["status"] == "succeeded" and r["warning"])
+    """The apps whose succeeded backup carries a warning (far smaller than usual, or
+    its after hook failed)."""
+    return sorted(
+        str(r["app_id"])
+        for r in rows
+        if r["status"] == "succeeded" and (r["warning"] or r.get("hook_warning"))
+    )
 
 
 def _title(night_date: date, night_status: str, counts: Tally, warned: list[str]) -> str:
@@ -193,10 +199,15 @@ def _cells(row: dict[str, Any]) -> list[str]:
 
 
 def _note(row: dict[str, Any]) -> str:
-    """The last column: a backup's error, or the warning a succeeded one carries."""
+    """The last column: a backup's error, or the warning a succeeded one carries;
+    then what its after hook said if it failed."""
     if row["status"] == "succeeded" and row["warning"]:
-        return f"warning: {row['warning']}"
-    return str(row["error"] or "")
+        note = f"warning: {row['warning']}"
+    else:
+        note = str(row["error"] or "")
+    if row.get("hook_warning"):
+        note = "; ".join(filter(None, [note, f"warning: {row['hook_warning']}"]))
+    return note
 
 
 def _drill_cells(d: dict[str, Any]) -> list[str]:

@@ -35,6 +35,7 @@ KINDS: dict[str, str] = {
     "files": "backupctl.kinds.files:FilesKind",
     "postgres": "backupctl.kinds.postgres:PostgresKind",
     "mysql": "backupctl.kinds.mysql:MysqlKind",
+    "sqlite": "backupctl.kinds.sqlite:SqliteKind",
 }
 
 

@@ -105,3 +105,12 @@ def field_problems(app: App) -> list[str]:
         if (name == "argv" or name.endswith("_argv")) and isinstance(value, list) and value:
             problems.extend(program_problems(name, str(value[0])))
     return problems
+
+
+def hook_problems(app: App) -> list[str]:
+    """The problems of the app's `before` and `after` hook programs (any kind's)."""
+    problems: list[str] = []
+    for name, argv in (("before", app.before), ("after", app.after)):
+        if argv:
+            problems.extend(program_problems(name, argv[0]))
+    return problems

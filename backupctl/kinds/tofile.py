@@ -28,18 +28,23 @@ def restore_to_file(
     replace: bool = False,
     check: Callable[[Path], None] | None = None,
     before_replace: Callable[[Path], None] | None = None,
+    refused: str = "restore to a new file",
 ) -> str:
     """Write the data to the new file `path`, published whole. An existing `path` is
-    refused (UsageError), unless `replace`: then it is replaced in one rename, after
-    `before_replace(path)`. `check(temporary file)` may refuse the data before it is
-    published (raising RestoreFailed); nothing is left behind either way."""
+    refused (UsageError, ending in `refused`), unless `replace`: then it is replaced
+    in one rename, after `before_replace(path)`. `check(temporary file)` may refuse
+    the data before it is published (raising RestoreFailed); nothing is left behind
+    either way."""
     if os.path.lexists(path) and not replace:
-        raise UsageError(f"{path} already exists: restore to a new file")
+        raise UsageError(f"{path} already exists: {refused}")
     if replace and os.path.lexists(path) and not path.is_file():
         raise UsageError(f"{path} exists and is not a file: restore to a new file")
     # A new, randomly named file that no planted link can redirect, published under
     # its name only if nothing took that name meanwhile.
-    fd, tmp = create_temp(path)
+    try:
+        fd, tmp = create_temp(path)
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as out:
             source.copy_to(out.write)

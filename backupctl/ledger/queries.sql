@@ -217,7 +217,7 @@ WITH done AS (
     SET status = 'succeeded', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
         artifact_uri = %(artifact_uri)s, size_bytes = %(size_bytes)s, sha256 = %(sha256)s,
         written_by = %(written_by)s, manifest = %(manifest)s::jsonb, warning = %(warning)s,
-        error = NULL
+        hook_warning = %(hook_warning)s, error = NULL
     WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s
       AND attempts = %(attempt)s
     RETURNING id
@@ -235,7 +235,7 @@ WHERE id = %(id)s AND status = 'succeeded' AND artifact_uri = %(artifact_uri)s
 WITH done AS (
     UPDATE backups
     SET status = 'failed', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL,
-        error = %(error)s,
+        error = %(error)s, hook_warning = %(hook_warning)s,
         extra_attempts = CASE WHEN %(final)s THEN least(extra_attempts, attempts - %(max_attempts)s)
                               ELSE extra_attempts END,
         next_attempt_at = now() + make_interval(secs => least(
@@ -292,7 +292,7 @@ SELECT EXISTS (SELECT 1 FROM backups
 SELECT id, app_id, run_date, trigger, status, attempts, extra_attempts, lease_owner,
        lease_expires_at, lease_expires_at < now() AS lease_expired, started_at, finished_at,
        extract(epoch FROM finished_at - started_at) AS duration_s,
-       artifact_uri, size_bytes, sha256, error, warning
+       artifact_uri, size_bytes, sha256, error, warning, hook_warning
 FROM backups
 WHERE run_date = %(run_date)s AND trigger = 'nightly'
 ORDER BY app_id;

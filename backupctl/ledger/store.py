@@ -405,11 +405,13 @@ class Ledger:
         written_by: str | None = None,
         manifest: Manifest | None = None,
         warning: str | None = None,
+        hook_warning: str | None = None,
     ) -> bool:
         """Mark the backup succeeded if `owner` still holds this attempt (fencing),
         with the program that wrote it (`written_by`, e.g. "pg_dump 16.2"; None for
         kinds that record none), what it holds (`manifest`) and what looks wrong
-        about it (`warning`, e.g. far smaller than usual). True also when this very
+        about it (`warning`, e.g. far smaller than usual; `hook_warning`: its after
+        hook failed). True also when this very
         finish had committed already (an answer lost with the connection): the
         caller must never delete an artifact the row points to."""
         rows = self._rows(
@@ -423,6 +425,7 @@ class Ledger:
             written_by=written_by,
             manifest=manifest.dumps() if manifest is not None else None,
             warning=warning,
+            hook_warning=hook_warning[:4000] if hook_warning else None,
         )
         return bool(rows)
 
@@ -435,11 +438,13 @@ class Ledger:
         retry_wait_max: float,
         *,
         final_after: int | None = None,
+        hook_warning: str | None = None,
     ) -> bool:
         """Mark the attempt failed if `owner` still holds it; schedule the retry's
         earliest time (retry_wait doubling per attempt, at most retry_wait_max).
         `final_after` (max_attempts): no more attempts in this round, as if it was
-        the last; an operator's `retry` still grants a new round."""
+        the last; an operator's `retry` still grants a new round. `hook_warning`:
+        the app's after hook failed too."""
         rows = self._rows(
             "finish_failed",
             id=claim.id,
@@ -450,6 +455,7 @@ class Ledger:
             retry_wait_max=retry_wait_max,
             final=final_after is not None,
             max_attempts=final_after or 0,
+            hook_warning=hook_warning[:4000] if hook_warning else None,
         )
         return bool(rows)
 

@@ -29,6 +29,9 @@ class App:
     # The age recipients its artifacts are encrypted to: the registry's own for this
     # app, else (once backupctl.context resolves it) [encryption]'s; () is unencrypted.
     recipients: tuple[str, ...] | None = None
+    # Hooks (backupctl.hooks): argv lists run before the dump and always after it.
+    before: tuple[str, ...] | None = None
+    after: tuple[str, ...] | None = None
 
 
 def validate_app_id(value: Any) -> str | None:
@@ -53,7 +56,18 @@ def _storage_url(value: Any) -> str:
     return value
 
 
-COMMON_FIELDS = frozenset({"id", "kind", "enabled", "storage", "allow_empty", "recipients"})
+def _hook(value: Any) -> tuple[str, ...]:
+    from backupctl.kinds.fields import argv as parse_argv
+
+    argv = parse_argv(value)
+    if not all(argv):
+        raise ValueError("every item must be a non-empty string")
+    return tuple(argv)
+
+
+COMMON_FIELDS = frozenset(
+    {"id", "kind", "enabled", "storage", "allow_empty", "recipients", "before", "after"}
+)
 
 
 def kind_spec(kind: str) -> KindSpec | None:
@@ -96,6 +110,13 @@ def build_app(table: Mapping[str, Any], base_dir: Path | None) -> tuple[App | No
         found, bad = recipients_problems(table["recipients"])
         problems.extend(f"recipients: {p}" for p in bad)
         recipients = tuple(found)
+    hooks: dict[str, tuple[str, ...]] = {}
+    for name in ("before", "after"):
+        if name in table:
+            try:
+                hooks[name] = _hook(table[name])
+            except ValueError as exc:
+                problems.append(f"{name}: {exc}")
 
     params: dict[str, Any] = {}
     if spec is not None:
@@ -135,5 +156,7 @@ def build_app(table: Mapping[str, Any], base_dir: Path | None) -> tuple[App | No
         storage=storage,
         allow_empty=allow_empty,
         recipients=recipients,
+        before=hooks.get("before"),
+        after=hooks.get("after"),
     )
     return app, []

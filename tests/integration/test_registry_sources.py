@@ -397,8 +397,8 @@ def test_invalid_rows_get_the_files_messages(control_plane: str) -> None:
         f"{label}: app 'odd': field 'kind' is given both as a column and in params",
         f"{label}: app 'txt': params must be a json or jsonb object, got a string (a text "
         "column: cast it, params::jsonb)",
-        f"{label}: app 'shop': unknown field 'team' for kind 'command' (known: allow_empty, "
-        "argv, drill_argv, enabled, id, kind, recipients, storage)",
+        f"{label}: app 'shop': unknown field 'team' for kind 'command' (known: after, "
+        "allow_empty, argv, before, drill_argv, enabled, id, kind, recipients, storage)",
         f"{label}: app 'shop': missing field 'argv' for kind 'command'",
         f"{label}: app #2: missing field 'id'",
     ]

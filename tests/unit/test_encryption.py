@@ -282,7 +282,8 @@ def test_a_registry_app_may_name_its_own_recipients_validated_like_every_field(
         f"{path}:7: app 'b': recipients: must be a non-empty list of age recipients, "
         'e.g. ["age1…"]',
         f"{path}:13: app 'c': unknown field 'recipient' for kind 'command' "
-        "(known: allow_empty, argv, drill_argv, enabled, id, kind, recipients, storage)",
+        "(known: after, allow_empty, argv, before, drill_argv, enabled, id, kind, "
+        "recipients, storage)",
     ]
     path.write_text(
         f'[[app]]\nid = "a"\nkind = "command"\nargv = ["true"]\nrecipients = ["{good}"]\n'

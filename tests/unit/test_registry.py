@@ -111,7 +111,8 @@ def test_unknown_kind_is_named_with_the_known_ones(tmp_path: Path) -> None:
     path = write(tmp_path, '\n[[app]]\nid = "shop"\nkind = "oracle"\n')
 
     assert problems(path) == [
-        f"{path}:2: app 'shop': unknown kind 'oracle' (one of: command, files, mysql, postgres)"
+        f"{path}:2: app 'shop': unknown kind 'oracle' "
+        "(one of: command, files, mysql, postgres, sqlite)"
     ]
 
 
@@ -119,7 +120,7 @@ def test_kind_that_is_not_a_string_is_an_unknown_kind(tmp_path: Path) -> None:
     path = write(tmp_path, '[[app]]\nid = "shop"\nkind = 3\n')
 
     assert problems(path) == [
-        f"{path}:1: app 'shop': unknown kind 3 (one of: command, files, mysql, postgres)"
+        f"{path}:1: app 'shop': unknown kind 3 (one of: command, files, mysql, postgres, sqlite)"
     ]
 
 
@@ -137,7 +138,8 @@ def test_missing_kind_lists_the_kinds(tmp_path: Path) -> None:
     path = write(tmp_path, '[[app]]\nid = "shop"\n')
 
     assert problems(path) == [
-        f"{path}:1: app 'shop': missing field 'kind' (one of: command, files, mysql, postgres)"
+        f"{path}:1: app 'shop': missing field 'kind' "
+        "(one of: command, files, mysql, postgres, sqlite)"
     ]
 
 
@@ -152,7 +154,7 @@ def test_unknown_field_lists_the_fields_of_that_kind(tmp_path: Path) -> None:
 
     assert problems(path) == [
         f"{path}:1: app 'up': unknown field 'pth' for kind 'files'"
-        " (known: allow_empty, enabled, id, kind, path, recipients, storage)"
+        " (known: after, allow_empty, before, enabled, id, kind, path, recipients, storage)"
     ]
 
 
@@ -161,7 +163,8 @@ def test_a_field_of_another_kind_is_unknown(tmp_path: Path) -> None:
 
     assert problems(path) == [
         f"{path}:1: app 'c': unknown field 'path' for kind 'command' "
-        "(known: allow_empty, argv, drill_argv, enabled, id, kind, recipients, storage)"
+        "(known: after, allow_empty, argv, before, drill_argv, enabled, id, kind, "
+        "recipients, storage)"
     ]
 
 
@@ -324,7 +327,8 @@ pth = 1
         f"{path}:16: app 'Shop': argv: must be a non-empty list of strings, "
         'e.g. ["pg_dumpall", "--clean"]',
         f"{path}:16: app 'Shop': unknown field 'pth' for kind 'command' "
-        "(known: allow_empty, argv, drill_argv, enabled, id, kind, recipients, storage)",
+        "(known: after, allow_empty, argv, before, drill_argv, enabled, id, kind, "
+        "recipients, storage)",
     ]
 
 
@@ -358,3 +362,53 @@ def test_allow_empty_defaults_to_false_and_must_be_a_boolean(tmp_path: Path) -> 
         tmp_path, '[[app]]\nid = "a"\nkind = "command"\nargv = ["true"]\nallow_empty = "yes"\n'
     )
     assert problems(path) == [f"{path}:1: app 'a': allow_empty must be true or false, got 'yes'"]
+
+
+def test_any_kind_takes_before_and_after_hooks_as_argv_lists(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[[app]]\nid = "up"\nkind = "files"\npath = "/srv/up"\n'
+        'before = ["/usr/local/bin/quiesce", "--app", "up"]\nafter = ["resume", "up"]\n',
+    )
+
+    [app] = load_registry(path)
+
+    assert app.before == ("/usr/local/bin/quiesce", "--app", "up")
+    assert app.after == ("resume", "up")
+    assert "before" not in app.params and "after" not in app.params
+
+
+def test_an_app_without_hooks_has_none() -> None:
+    assert App("a", "command", {"argv": ["true"]}).before is None
+
+
+LIST = 'must be a non-empty list of strings, e.g. ["pg_dumpall", "--clean"]'
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('"/usr/local/bin/quiesce --app shop"', LIST),
+        ("[]", LIST),
+        ('["quiesce", 3]', LIST),
+        ('["quiesce", ""]', "every item must be a non-empty string"),
+        ('[""]', "the program (first item) must not be empty"),
+        (
+            '["bin/quiesce"]',
+            "the program 'bin/quiesce' must be an absolute path or a name looked up on PATH",
+        ),
+    ],
+)
+def test_a_hook_must_be_a_list_of_non_empty_strings(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    path = write(
+        tmp_path,
+        f'[[app]]\nid = "c"\nkind = "command"\nargv = ["true"]\nbefore = {value}\n'
+        f"after = {value}\n",
+    )
+
+    assert problems(path) == [
+        f"{path}:1: app 'c': before: {message}",
+        f"{path}:1: app 'c': after: {message}",
+    ]
