@@ -20,7 +20,7 @@ process tree and alternating which goes first from round to round:
 Row counting is *excluded* from the drill time: the drill's exact ``count(*)`` of every
 restored table is a full scan that the raw pipeline does not do. The drill runs under
 ``bench/backupctl_cli.py``'s bootstrap with a prelude that times each call of
-``backupctl.drill._count_rows`` (an exact clock around it, nothing else changed); that
+``backupctl.kinds.pgdrill._count_rows`` (an exact clock around it, nothing else changed); that
 time is subtracted from the drill's wall time and printed on its own ``counting`` line,
 together with the ratio it would give included.
 
@@ -82,7 +82,7 @@ COUNT_FILE_ENV = "BENCH_COUNT_SECONDS_FILE"
 # row count to the file named by $BENCH_COUNT_SECONDS_FILE.
 COUNT_TIMER = f"""\
 import os as _os, time as _time
-import backupctl.drill as _drill
+import backupctl.kinds.pgdrill as _drill
 def _timed(conn, _count=_drill._count_rows, _path=_os.environ[{COUNT_FILE_ENV!r}]):
     started = _time.perf_counter()
     try:
