@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
@@ -16,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from backupctl.errors import BackupctlError, BackupFailed
 from backupctl.kinds import KindOptions
 from backupctl.manifest import Manifest
-from backupctl.redact import redact_text
-from backupctl.wording import one_line
+from backupctl.redact import redact_text, redact_url
+from backupctl.wording import one_line, short_list
 
 if TYPE_CHECKING:
     from backupctl.encryption import Identities
@@ -148,3 +149,47 @@ def note_no_manifest(restored: dict[str, Any], what: str) -> None:
     """Say in `restored` that `what` could not be compared: the backup (made before
     manifests, or whose kind could not tell) records none."""
     restored["note"] = f"the backup has no manifest: {what} not compared"
+
+
+@contextmanager
+def scratch_database(
+    dbname: str, server: str, create: Callable[[], bool], drop: Callable[[], None]
+) -> Iterator[None]:
+    """A scratch database for one drill, on `server` (named in errors, masked): a
+    leftover of the same name (a drill killed before its clean-up: nobody else names
+    databases so) is dropped first, then it is created and, whatever happens inside
+    the block, dropped again; also when a DrillStopped (SIGTERM) lands mid-drop.
+    `create` returns False when the database exists already."""
+    drop()
+    try:  # entered before the database exists: a signal right after CREATE still drops it
+        if not create():
+            raise BackupFailed(f"database {dbname} exists already: another drill of this backup?")
+        yield
+    finally:
+        try:
+            try:
+                drop()
+            except DrillStopped:
+                drop()  # it landed mid-drop; raised once
+                raise
+        except BackupFailed as exc:
+            raise BackupFailed(f"{exc} (on {redact_url(server)}): drop it by hand") from None
+
+
+def check_tables(
+    restored: dict[str, Any], manifest: Manifest | None, tables: Sequence[str], rows: int
+) -> None:
+    """Put what a database drill restored into `restored`, and raise DrillMismatch
+    when a table the backup recorded (the manifest's `table_names`) did not come back."""
+    restored["tables"] = len(tables)
+    restored["rows"] = rows
+    names = manifest.fields.get("table_names") if manifest is not None else None
+    if names is None:  # no manifest, or one whose tables were unknown
+        note_no_manifest(restored, "tables")
+        return
+    missing = sorted(set(names) - set(tables))
+    if missing:
+        raise DrillMismatch(
+            f"{len(missing)} of the backup's {len(names)} tables are missing "
+            f"after the restore ({short_list(missing)})"
+        )

@@ -8,10 +8,16 @@ raises ValueError with what is wrong (the registry puts the field's name first).
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from backupctl.errors import BackupFailed
+
+if TYPE_CHECKING:
+    from backupctl.registry.model import App
 
 
 @dataclass(frozen=True)
@@ -63,4 +69,17 @@ def env_name(value: Any) -> str:
     """The name of an environment variable (where a secret waits)."""
     if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
         raise ValueError("must be the name of an environment variable")
+    return value
+
+
+def app_dsn(app: App, environ: Mapping[str, str] | None = None) -> str:
+    """The DSN of a database app, from its `dsn` field or from the environment
+    variable its `dsn_env` names (the pair every database kind takes)."""
+    environ = os.environ if environ is None else environ
+    if "dsn" in app.params:
+        return str(app.params["dsn"])
+    name = str(app.params["dsn_env"])
+    value = environ.get(name)
+    if not value:
+        raise BackupFailed(f"environment variable {name} (dsn_env) is not set")
     return value

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from backupctl.cancel import CancelToken
 from backupctl.errors import BackupFailed, UsageError
 from backupctl.kinds import DumpResult, KindOptions, Writer, child_environment
-from backupctl.kinds.fields import KindSpec, env_name, nonempty_str
+from backupctl.kinds.fields import KindSpec, app_dsn, env_name, nonempty_str
 from backupctl.kinds.mysqlclient import (
     CLIENT_PROGRAMS,
     DUMP_PROGRAMS,
@@ -60,18 +60,6 @@ def _dsn(value: Any) -> str:
     text = nonempty_str(value)
     parse_dsn(text)  # its ValueError says what is wrong, never quoting the password
     return text
-
-
-def app_dsn(app: App, environ: Mapping[str, str] | None = None) -> str:
-    """The app's DSN text, from `dsn` or from the variable named by `dsn_env`."""
-    environ = os.environ if environ is None else environ
-    if "dsn" in app.params:
-        return str(app.params["dsn"])
-    name = str(app.params["dsn_env"])
-    value = environ.get(name)
-    if not value:
-        raise BackupFailed(f"environment variable {name} (dsn_env) is not set")
-    return value
 
 
 def app_target(app: App, environ: Mapping[str, str] | None = None) -> MysqlDsn:

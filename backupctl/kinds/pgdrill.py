@@ -6,15 +6,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from backupctl.drill import SCRATCH_PREFIX, DrillMismatch, DrillStopped, note_no_manifest
+from backupctl.drill import SCRATCH_PREFIX, check_tables, scratch_database
 from backupctl.errors import BackupFailed
 from backupctl.kinds.pgconnect import MAINTENANCE_DB, connect, create_database
 from backupctl.kinds.pgrestore import restore_database
 from backupctl.kinds.pgtools import PgTools
 from backupctl.kinds.postgres import split_password
-from backupctl.redact import redact_text, redact_url
+from backupctl.redact import redact_text
 from backupctl.restore import Owners, RestoreRequest, Source
-from backupctl.wording import short_list
 
 if TYPE_CHECKING:
     from backupctl.manifest import Manifest
@@ -33,12 +32,12 @@ def drill_database(
 
     conninfo, password = split_password(server)
     dbname = f"{SCRATCH_PREFIX}{source.artifact.backup_id}"
-    # A database of this name is a drill's that was killed (SIGKILL) before its
-    # clean-up: nobody else names databases so.
-    _drop_scratch(conninfo, password, dbname)
-    try:  # entered before the database exists: a signal right after CREATE still drops it
-        if not create_database(conninfo, password, dbname):
-            raise BackupFailed(f"database {dbname} exists already: another drill of this backup?")
+    with scratch_database(
+        dbname,
+        server,
+        create=lambda: create_database(conninfo, password, dbname),
+        drop=lambda: _drop_scratch(conninfo, password, dbname),
+    ):
         restore_database(
             source,
             make_conninfo(server, dbname=dbname),
@@ -47,27 +46,7 @@ def drill_database(
         )
         with connect(conninfo, password, dbname) as conn:
             tables, rows = _count_rows(conn)
-    finally:
-        try:
-            try:
-                _drop_scratch(conninfo, password, dbname)
-            except DrillStopped:
-                _drop_scratch(conninfo, password, dbname)  # it landed mid-drop; raised once
-                raise
-        except BackupFailed as exc:
-            raise BackupFailed(f"{exc} (on {redact_url(server)}): drop it by hand") from None
-    restored["tables"] = len(tables)
-    restored["rows"] = rows
-    names = manifest.fields.get("table_names") if manifest is not None else None
-    if names is None:  # no manifest, or one whose archive's tables were unknown
-        note_no_manifest(restored, "tables")
-        return
-    missing = sorted(set(names) - set(tables))
-    if missing:
-        raise DrillMismatch(
-            f"{len(missing)} of the backup's {len(names)} tables are missing "
-            f"after the restore ({short_list(missing)})"
-        )
+    check_tables(restored, manifest, tables, rows)
 
 
 def _drop_scratch(conninfo: str, password: str | None, dbname: str) -> None:

@@ -8,7 +8,6 @@ archive's table of contents as it streams past (pgtoc.py)."""
 from __future__ import annotations
 
 import logging
-import os
 import shlex
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from backupctl.cancel import CancelToken
 from backupctl.errors import BackupFailed
 from backupctl.kinds import DumpResult, KindOptions, Writer, child_environment
-from backupctl.kinds.fields import KindSpec, env_name, nonempty_str, path
+from backupctl.kinds.fields import KindSpec, app_dsn, env_name, nonempty_str, path
 from backupctl.kinds.pgconnect import Unreachable, server_version_num
 from backupctl.kinds.pgtoc import TocTee
 from backupctl.kinds.pgtools import (
@@ -50,18 +49,6 @@ def _dsn(value: Any) -> str:
             "(postgresql://user@host/db or host=... dbname=...)"
         ) from None
     return text
-
-
-def app_dsn(app: App, environ: Mapping[str, str] | None = None) -> str:
-    """The app's DSN, from `dsn` or from the environment variable named by `dsn_env`."""
-    environ = os.environ if environ is None else environ
-    if "dsn" in app.params:
-        return str(app.params["dsn"])
-    name = str(app.params["dsn_env"])
-    value = environ.get(name)
-    if not value:
-        raise BackupFailed(f"environment variable {name} (dsn_env) is not set")
-    return value
 
 
 def split_password(dsn: str) -> tuple[str, str | None]:

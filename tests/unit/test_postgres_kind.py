@@ -8,10 +8,10 @@ import pytest
 
 from backupctl.errors import BackupFailed
 from backupctl.kinds import kind_of_artifact
+from backupctl.kinds.fields import app_dsn
 from backupctl.kinds.pgtools import PgTools
 from backupctl.kinds.postgres import (
     PostgresKind,
-    app_dsn,
     libpq_env,
     pg_dump_argv,
     pg_restore_argv,
