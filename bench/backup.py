@@ -63,8 +63,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -79,7 +77,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pyrage
 
-from backupctl.kinds.postgres import embedded_bin_dir, libpq_env, pg_dump_argv, split_password
+from backupctl.kinds.postgres import libpq_env, pg_dump_argv, split_password
 from backupctl.redact import redact_url
 
 if not __package__:  # run as `python bench/backup.py`: put the repo root on sys.path for bench.*
@@ -87,7 +85,7 @@ if not __package__:  # run as `python bench/backup.py`: put the repo root on sys
 
 from bench.backupctl_cli import Backupctl, clean_env, file_path, past_nights
 from bench.benchdb import database_size, generate, scratch_database
-from bench.measure import GB, MB, PeakSampler, kill, on_sigterm, reap, rss_text
+from bench.measure import GB, MB, PeakSampler, kill, reap, rss_text, run_against_zstd
 from bench.servers import database_url, moto_server
 
 ZSTD_LEVEL = 3
@@ -296,30 +294,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    zstd = shutil.which("zstd")
-    if zstd is None:
-        print(
-            "bench/backup.py: the zstd program is not installed (not on PATH); the raw"
-            " pipeline `pg_dump | zstd -3` needs it. Install it (Debian/Ubuntu:"
-            " `apt-get install zstd`) and run again.",
-            file=sys.stderr,
-        )
-        return 2
-    bin_dir = embedded_bin_dir()
-    if bin_dir is None:
-        print(
-            "bench/backup.py: pgserver's pg_dump not found: pip install pgserver", file=sys.stderr
-        )
-        return 2
-    signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        with contextlib.ExitStack() as stack:
-            ratio = run(stack, args, zstd, str(bin_dir))
-    except KeyboardInterrupt:
-        print("bench/backup.py: interrupted; everything it started was stopped", file=sys.stderr)
-        return 130
-    print(f"ratio={ratio:.2f}")
-    return 0
+    return run_against_zstd(
+        "bench/backup.py",
+        "pg_dump | zstd -3",
+        "pg_dump",
+        lambda stack, zstd, bin_dir: run(stack, args, zstd, bin_dir),
+    )
 
 
 def run(stack: contextlib.ExitStack, args: argparse.Namespace, zstd: str, bin_dir: str) -> float:

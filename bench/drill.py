@@ -48,8 +48,6 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -65,7 +63,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from backupctl.drill import SCRATCH_PREFIX
-from backupctl.kinds.postgres import embedded_bin_dir, libpq_env, pg_restore_argv, split_password
+from backupctl.kinds.postgres import libpq_env, pg_restore_argv, split_password
 from backupctl.redact import redact_url
 
 if not __package__:  # run as `python bench/drill.py`: put the repo root on sys.path for bench.*
@@ -73,7 +71,7 @@ if not __package__:  # run as `python bench/drill.py`: put the repo root on sys.
 
 from bench.backupctl_cli import APP_ID, Backupctl, clean_env, file_path, past_nights
 from bench.benchdb import database_size, generate, scratch_database, table_rows
-from bench.measure import GB, MB, PeakSampler, kill, on_sigterm, reap, rss_text
+from bench.measure import GB, MB, PeakSampler, kill, reap, rss_text, run_against_zstd
 
 MAX_RATIO = 1.2
 COUNT_FILE_ENV = "BENCH_COUNT_SECONDS_FILE"
@@ -263,30 +261,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    zstd = shutil.which("zstd")
-    if zstd is None:
-        print(
-            "bench/drill.py: the zstd program is not installed (not on PATH); the raw"
-            " pipeline `zstd -dc | pg_restore` needs it. Install it (Debian/Ubuntu:"
-            " `apt-get install zstd`) and run again.",
-            file=sys.stderr,
-        )
-        return 2
-    bin_dir = embedded_bin_dir()
-    if bin_dir is None:
-        print(
-            "bench/drill.py: pgserver's pg_restore not found: pip install pgserver", file=sys.stderr
-        )
-        return 2
-    signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        with contextlib.ExitStack() as stack:
-            ratio = run(stack, args, zstd, str(bin_dir))
-    except KeyboardInterrupt:
-        print("bench/drill.py: interrupted; everything it started was stopped", file=sys.stderr)
-        return 130
-    print(f"ratio={ratio:.2f}")
-    return 0
+    return run_against_zstd(
+        "bench/drill.py",
+        "zstd -dc | pg_restore",
+        "pg_restore",
+        lambda stack, zstd, bin_dir: run(stack, args, zstd, bin_dir),
+    )
 
 
 def run(stack: contextlib.ExitStack, args: argparse.Namespace, zstd: str, bin_dir: str) -> float:

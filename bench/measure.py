@@ -12,6 +12,7 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 
 MB = 1_000_000
@@ -129,3 +130,40 @@ def rss_text(rss: dict[str, float]) -> str:
 def on_sigterm(signum: int, frame: FrameType | None) -> None:
     """A SIGTERM handler: stop the benchmark as Ctrl-C does, cleaning up on the way."""
     raise KeyboardInterrupt
+
+
+def run_against_zstd(
+    script: str, pipeline: str, tool: str, run: Callable[[contextlib.ExitStack, str, str], float]
+) -> int:
+    """A zstd-pipeline benchmark's main: find the zstd program and the embedded
+    Postgres's tools (`tool` is the one it needs, named when missing), then
+    `run(stack, zstd, bin_dir)` inside an ExitStack that stops everything it started,
+    also on SIGTERM or ^C, and print its `ratio=R`. Returns the exit status."""
+    import shutil
+    import signal
+    import sys
+
+    from backupctl.kinds.postgres import embedded_bin_dir
+
+    zstd = shutil.which("zstd")
+    if zstd is None:
+        print(
+            f"{script}: the zstd program is not installed (not on PATH); the raw"
+            f" pipeline `{pipeline}` needs it. Install it (Debian/Ubuntu:"
+            " `apt-get install zstd`) and run again.",
+            file=sys.stderr,
+        )
+        return 2
+    bin_dir = embedded_bin_dir()
+    if bin_dir is None:
+        print(f"{script}: pgserver's {tool} not found: pip install pgserver", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        with contextlib.ExitStack() as stack:
+            ratio = run(stack, zstd, str(bin_dir))
+    except KeyboardInterrupt:
+        print(f"{script}: interrupted; everything it started was stopped", file=sys.stderr)
+        return 130
+    print(f"ratio={ratio:.2f}")
+    return 0
