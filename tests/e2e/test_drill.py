@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
 import sys
-import time
 from pathlib import Path
 
 import psycopg
 
 from tests.conftest import Setup
-from tests.e2e.conftest import MakeDb
+from tests.e2e.conftest import MakeDb, terminate_mid_drill
 from tests.e2e.test_postgres_and_restore import BIN, seed_shop
 
 NIGHT = "2026-11-28"
@@ -146,25 +144,7 @@ def test_sigterm_during_a_drill_drops_the_scratch_database(
     drills_env(setup, pg_server_url)
     back_up(setup, SHOP_DSN=dsn)
 
-    stopped = False
-    for _ in range(3):  # the signal must land mid-drill; a drill that outran us retries
-        proc = setup.start("drill", "--app", "shop")
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if scratch_dbs(pg_server_url):
-                proc.send_signal(signal.SIGTERM)
-                stopped = True
-                break
-            time.sleep(0.01)
-        _out, err = proc.communicate(timeout=120)
-        if stopped:
-            assert proc.returncode == 1, err
-            assert "drill stopped (received SIGTERM)" in err
-            break
-    assert stopped, "the drill never got to its scratch database"
-    assert scratch_dbs(pg_server_url) == []
-    rows = setup.query("SELECT status, error FROM backupctl.drills ORDER BY id DESC LIMIT 1")
-    assert rows[0][0] == "failed" and "SIGTERM" in str(rows[0][1])
+    terminate_mid_drill(setup, "shop", lambda: scratch_dbs(pg_server_url))
 
 
 def test_a_files_drill_counts_files_and_bytes(setup: Setup, pg_server_url: str) -> None:

@@ -7,7 +7,6 @@ import contextlib
 import itertools
 import json
 import os
-import signal
 import stat
 import threading
 import time
@@ -19,6 +18,7 @@ import pytest
 
 from bench.servers import free_port
 from tests.conftest import Setup, kill_tree, wait_for
+from tests.e2e.conftest import terminate_mid_drill
 from tests.mariadb_server import MariaDB, identifier, sql_literal, statements
 
 NIGHT = "2026-11-28"
@@ -480,25 +480,7 @@ def test_sigterm_during_a_drill_drops_the_scratch_database(
     backed_up(setup, mariadb, make_db, rows=200_000)  # a restore of seconds
     setup.env["BACKUPCTL_DRILL_MYSQL_URL"] = mariadb.url("", "canary", CANARY)
 
-    stopped = False
-    for _ in range(3):  # the signal must land mid-drill; a drill that outran us retries
-        proc = setup.start("drill", "--app", "shop")
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if scratch_dbs(mariadb):
-                proc.send_signal(signal.SIGTERM)
-                stopped = True
-                break
-            time.sleep(0.01)
-        _out, err = proc.communicate(timeout=120)
-        if stopped:
-            assert proc.returncode == 1, err
-            assert "drill stopped (received SIGTERM)" in err
-            break
-    assert stopped, "the drill never got to its scratch database"
-    assert scratch_dbs(mariadb) == []
-    rows = setup.query("SELECT status, error FROM backupctl.drills ORDER BY id DESC LIMIT 1")
-    assert rows[0][0] == "failed" and "SIGTERM" in str(rows[0][1])
+    terminate_mid_drill(setup, "shop", lambda: scratch_dbs(mariadb))
 
 
 def test_a_bad_dsn_is_exit_2_naming_the_app_and_never_its_password(setup: Setup) -> None:
