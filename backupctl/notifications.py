@@ -104,7 +104,7 @@ def _quiet_apprise() -> Iterator[list[logging.LogRecord]]:
     handler = _Collect(records)
     logger = logging.getLogger("apprise")
     with _APPRISE_LOCK:
-        logger.propagate = False
+        logger.propagate = False  # for good: what Apprise says reaches us only as a reason
         logger.addHandler(handler)
         try:
             yield records
@@ -137,7 +137,11 @@ def notify_url_problems(urls: Sequence[str]) -> list[str]:
     problems = []
     with _quiet_apprise():
         for number, url in enumerate(urls, 1):
-            if apprise.Apprise.instantiate(url) is None:
+            try:
+                known = apprise.Apprise.instantiate(url) is not None
+            except Exception:  # a plugin that chokes on the URL: not one it can send to
+                known = False
+            if not known:
                 problems.append(
                     f"URL {number} ({shown_notify_url(url)}) is not one Apprise can send to: "
                     "check its scheme and fields against Apprise's list of services"

@@ -280,3 +280,18 @@ def test_config_check_shows_notify_urls_masked(setup: Setup) -> None:
     assert settings["monitoring.notify_on"]["value"] == "failure, missed, recovered"
     for secret in ("5ecret", "T1JJ3T3L2", "TIiajk", "hunter2", "me:"):
         assert secret not in result.stdout + result.stderr
+
+
+def test_retry_tells_when_its_round_ends_what_the_night_had_not_told(
+    setup: Setup, server: NotifyServer
+) -> None:
+    failing_night(setup)
+    ran = setup.cli("run-nightly", "--date", NIGHT, BACKUPCTL_MONITORING_NOTIFY="", **ONE_TRY)
+    assert ran.returncode == 1 and server.posts == []
+
+    for _ in range(2):  # still failing: the first round tells, the second has nothing new
+        retried = setup.cli("retry", "--date", NIGHT, **ONE_TRY)
+        assert retried.returncode == 1, retried.stdout + retried.stderr
+    assert [p["title"].split(" (")[0] for p in server.posts] == [
+        f"backupctl: 1 of 4 apps failed on {NIGHT}"
+    ]
