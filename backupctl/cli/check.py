@@ -60,6 +60,10 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
                   --max-age, or (with [drill] max_age) no passed drill within it
       3 UNKNOWN   the ledger or the configuration can't be read
 
+    Without --date, once the night's window has closed, [monitoring] notify hears
+    of a missed night, and of a night that failed or is not done if nobody told
+    yet (each once, however often check runs).
+
     \b
     Example:
       backupctl check --max-age 30h
@@ -95,6 +99,12 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
             max_age=max_age,
             **_drills(settings, ledger, judged.apps),
         )
+        if run_date is None and not window_open:
+            # The dead-man's switch tells of a missed night, and of one that ended
+            # badly with nobody telling (the sender died); each is sent once.
+            from backupctl.notify import notify_night
+
+            notify_night(settings, ledger, night, window_closed=True)
     except BackupctlError as exc:
         message = str(exc).replace("\n", "; ")
         if as_json:
