@@ -158,6 +158,20 @@ def test_check_after_a_missed_night_sends_one_missed_however_often_it_runs(
     assert told(setup) == [(night, "missed", "sent", 1)]
 
 
+def test_with_a_whole_day_window_check_tells_of_yesterday_missed_while_today_runs(
+    setup: Setup, server: NotifyServer
+) -> None:
+    quick_apps(setup)  # the default window: the whole day, in UTC
+    yesterday = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    for _ in range(2):
+        setup.cli("check")
+
+    assert [post["title"].split(" (")[0] for post in server.posts] == [
+        f"backupctl: night {yesterday} was missed"
+    ]
+    assert told(setup) == [(yesterday, "missed", "sent", 1)]
+
+
 def test_check_tells_of_a_failed_night_nobody_told(setup: Setup, server: NotifyServer) -> None:
     failing_night(setup)
     window, night = closed_window()
