@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from fnmatch import fnmatchcase
+from functools import cache
 from typing import Any, Protocol
 
 SUCCEEDED = "succeeded"
@@ -136,12 +137,20 @@ class Grid:
         ]
 
 
-def cell_of(row: Mapping[str, Any]) -> Cell:
-    """The cell of one nightly backup row (grid_cells)."""
-    status = str(row["status"])
+@cache
+def _bare(status: str, warned: bool) -> Cell:
     state = _STATE_OF_STATUS.get(status, RUNNING)
-    if state == SUCCEEDED and row["warned"]:
-        state = WARNING
+    return Cell(WARNING if state == SUCCEEDED and warned else state, status)
+
+
+def cell_of(row: Mapping[str, Any]) -> Cell:
+    """The cell of one nightly backup row: of grid_cells, or of grid_states (no
+    size, duration or note: one shared cell per status)."""
+    status = str(row["status"])
+    bare = _bare(status, bool(row["warned"]))
+    if "size_bytes" not in row:
+        return bare
+    state = bare.state
     duration = row["duration_s"]
     return Cell(
         state,
@@ -157,15 +166,17 @@ def trouble_key(app: str, cells: Sequence[Cell]) -> tuple[int, int, str]:
     earlier night shown, then one with a warning, then the rest; within each, the
     most troubled cells first, then by app id."""
     latest = next((c for c in reversed(cells) if c.state not in (NOT_PLANNED, MISSED)), None)
+    failed = sum(1 for c in cells if c.state == FAILED)
+    warned = sum(1 for c in cells if c.state == WARNING)
     if latest is not None and latest.state == FAILED:
         rank = 0
-    elif any(c.state == FAILED for c in cells):
+    elif failed:
         rank = 1
-    elif any(c.state == WARNING for c in cells):
+    elif warned:
         rank = 2
     else:
         rank = 3
-    return rank, -sum(1 for c in cells if c.trouble), app
+    return rank, -(failed + warned), app
 
 
 def sort_apps(rows: Mapping[str, Sequence[Cell]]) -> tuple[str, ...]:
@@ -187,13 +198,17 @@ def build_grid(
     index = {n.run_date: i for i, n in enumerate(ordered)}
     blank = [Cell(MISSED) if n.missed else Cell(NOT_PLANNED) for n in ordered]
     found: dict[str, list[Cell]] = {}
+    left_out: set[str] = set()  # apps the pattern does not match: matched once each
     for row in rows:
         app = str(row["app_id"])
         at = index.get(row["run_date"])
-        if at is None or (pattern is not None and not fnmatchcase(app, pattern)):
+        if at is None or app in left_out:
             continue
         cells = found.get(app)
         if cells is None:
+            if pattern is not None and not fnmatchcase(app, pattern):
+                left_out.add(app)
+                continue
             cells = found[app] = list(blank)
         cells[at] = cell_of(row)
     frozen = {app: tuple(cells) for app, cells in found.items()}
@@ -243,6 +258,8 @@ class GridLedger(Protocol):
 
     def grid_cells(self, first: date, last: date, *, notes: bool) -> list[dict[str, Any]]: ...
 
+    def grid_states(self, first: date, last: date) -> list[dict[str, Any]]: ...
+
     def grid_drills(
         self, first: date, last: date, app_ids: Sequence[str] | None, limit: int
     ) -> list[dict[str, Any]]: ...
@@ -255,12 +272,14 @@ def load_grid(
     last: int,
     pattern: str | None = None,
     *,
+    detail: bool = True,
     notes: bool = False,
     drills: int = 0,
 ) -> Grid:
-    """The grid of the latest `last` nights recorded. `notes`: with each row's error
-    or warning (the page shows them; the terminal does not, so need not read them);
-    `drills`: with up to that many of their latest drills, failed ones first."""
+    """The grid of the latest `last` nights recorded. `detail`: with each backup's
+    size and duration (the terminal shows only states, and reads only those);
+    `notes`: with its error or warning (the page shows them); `drills`: with up to
+    that many of their latest drills, failed ones first."""
     found = ledger.grid_nights(last)
     nights = [
         Night(
@@ -275,7 +294,12 @@ def load_grid(
     if not nights:
         return Grid((), (), {})
     first, newest = min(n.run_date for n in nights), max(n.run_date for n in nights)
-    grid = build_grid(nights, ledger.grid_cells(first, newest, notes=notes), pattern)
+    rows = (
+        ledger.grid_cells(first, newest, notes=notes)
+        if detail or notes
+        else ledger.grid_states(first, newest)
+    )
+    grid = build_grid(nights, rows, pattern)
     if not drills:
         return grid
     apps = list(grid.apps) if pattern is not None else None

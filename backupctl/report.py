@@ -115,7 +115,10 @@ _CLASS = {state: state.replace(" ", "-") for state in CHARS}
 
 def text(value: object) -> str:
     """`value` as safe HTML text: URLs defanged (the page names none), escaped."""
-    return html.escape(_URL.sub(r"\1[:]\2", str(value)), quote=True)
+    found = str(value)
+    if "//" in found:  # (the page holds a text per cell: skip the regex when it can't match)
+        found = _URL.sub(r"\1[:]\2", found)
+    return html.escape(found, quote=True)
 
 
 def shown_note(note: str | None) -> str:
@@ -134,10 +137,15 @@ def _duration(seconds: float | None) -> str:
 def tooltip(app: str, night: Night, cell: Cell) -> str:
     """A cell's tooltip: the app, the night (ISO date), status, size, duration and its
     error or warning, redacted; one item a line."""
+    return f"{app}\n{night.run_date.isoformat()}\n{_about(cell)}"
+
+
+def _about(cell: Cell) -> str:
+    """The tooltip's lines after the app and the night."""
     status = cell.status if cell.status not in (None, "succeeded") else LABELS[cell.state]
     if cell.state == WARNING:
         status = "succeeded with a warning"
-    parts = [app, night.run_date.isoformat(), str(status)]
+    parts = [str(status)]
     if cell.status is not None:
         parts += [f"size {_size(cell)}", f"duration {_duration(cell.duration_s)}"]
     if cell.note:
@@ -225,11 +233,14 @@ def _grid(grid: Grid, out: list[str]) -> None:
             f"{night.run_date.day:02d}</th>"
         )
     out.append("</tr></thead><tbody>")
+    # tooltip(), made of parts escaped once each: the app once a row, the night once.
+    isos = [night.run_date.isoformat() for night in grid.nights]
     for app in grid.apps:
-        out.append(f'<tr><th class="app" scope="row" title="{text(app)}">{text(app)}</th>')
-        for night, cell in zip(grid.nights, grid.rows[app], strict=True):
+        name = text(app)
+        out.append(f'<tr><th class="app" scope="row" title="{name}">{name}</th>')
+        for iso, cell in zip(isos, grid.rows[app], strict=True):
             out.append(
-                f'<td class="{_CLASS[cell.state]}" title="{text(tooltip(app, night, cell))}">'
+                f'<td class="{_CLASS[cell.state]}" title="{name}\n{iso}\n{text(_about(cell))}">'
                 f"{CHARS[cell.state]}</td>"
             )
         out.append("</tr>")

@@ -155,8 +155,11 @@ def _grid(ledger: Ledger, last: int, pattern: str | None, as_json: bool) -> None
     from backupctl.cli.grid_render import grid_json, print_grid, terminal_width
     from backupctl.grid import load_grid, no_match, widest_fit
 
-    # A terminal shows no more nights than fit its width: never read more.
-    grid = load_grid(ledger, last if as_json else min(last, widest_fit(terminal_width())), pattern)
+    # A terminal shows only states, and no more nights than fit its width: read no more.
+    if as_json:
+        grid = load_grid(ledger, last, pattern)
+    else:
+        grid = load_grid(ledger, min(last, widest_fit(terminal_width())), pattern, detail=False)
     if pattern is not None and grid.nights and not grid.apps:
         raise UsageError(no_match("runs --grid", pattern, ledger, grid))
     if as_json:

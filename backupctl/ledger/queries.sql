@@ -552,6 +552,13 @@ SELECT app_id, run_date, status, size_bytes,
 FROM backups
 WHERE trigger = 'nightly' AND run_date BETWEEN %(first)s AND %(last)s;
 
+-- name: grid_states
+-- grid_cells with only what the terminal's grid shows: the status, and whether a
+-- succeeded backup carries a warning.
+SELECT app_id, run_date, status, (warning IS NOT NULL OR hook_warning IS NOT NULL) AS warned
+FROM backups
+WHERE trigger = 'nightly' AND run_date BETWEEN %(first)s AND %(last)s;
+
 -- name: grid_drills
 -- The latest drills of a range of nights (of some apps, or of all: NULL), failed
 -- ones first (drills_by_night).

@@ -261,6 +261,11 @@ class Ledger:
 
         return self._rows("grid_cells", first=first, last=last, notes=notes, note_chars=NOTE_CHARS)
 
+    def grid_states(self, first: date, last: date) -> list[dict[str, Any]]:
+        """The nightly backups of the nights from `first` to `last`: only their
+        status and whether they carry a warning (what the terminal's grid shows)."""
+        return self._rows("grid_states", first=first, last=last)
+
     def grid_drills(
         self, first: date, last: date, app_ids: Sequence[str] | None, limit: int
     ) -> list[dict[str, Any]]:
