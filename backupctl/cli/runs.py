@@ -47,8 +47,8 @@ def runs(
 
     drills: the night's backups restored by `backupctl drill` (and how many failed).
 
-    A warning is a succeeded backup far smaller than usual ([run] min_size_ratio),
-    or one whose after hook failed (the grid's W).
+    A warning is a succeeded backup far smaller than usual ([run] min_size_ratio);
+    the grid's W also marks one whose after hook failed.
 
     Nights that no run-nightly recorded appear as `missed`.
 

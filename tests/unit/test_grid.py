@@ -74,6 +74,14 @@ def test_each_backup_status_becomes_its_cell_and_a_night_without_a_row_not_plann
     assert grid.rows["a"][1].status == "pruned"  # the tooltip still says so
 
 
+def test_rows_of_states_alone_share_one_cell_per_status() -> None:
+    bare = [{"app_id": a, "run_date": day(0), "status": "succeeded", "warned": False} for a in "xy"]
+    bare.append({"app_id": "z", "run_date": day(0), "status": "succeeded", "warned": True})
+    grid = build_grid(nights(1), bare)
+    assert grid.rows["x"][0] is grid.rows["y"][0]  # what the terminal reads: no size, no note
+    assert grid.rows["x"][0].size_bytes is None and grid.rows["z"][0].state == WARNING
+
+
 def test_a_missed_night_is_a_column_of_its_own_for_every_app() -> None:
     grid = build_grid(nights(4, missed=(2,)), [row("a", n) for n in (0, 1, 3)] + [row("b", 3)])
     assert states(grid, "a") == "..M."
