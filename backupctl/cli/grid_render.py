@@ -6,13 +6,12 @@ One layout, two renderers: the layout is a list of lines, each a list of segment
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 from typing import Any
 
 import click
 
+from backupctl.cli.render import use_rich
 from backupctl.grid import (
     CHARS,
     FAILED,
@@ -104,7 +103,7 @@ def print_grid(grid: Grid, asked: int) -> None:
         return
     width = terminal_width()
     lines = layout(grid, width, asked)
-    if not (sys.stdout.isatty() and not os.environ.get("NO_COLOR")):
+    if not use_rich():
         click.echo(plain(lines))
         return
     from rich.console import Console
