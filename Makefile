@@ -13,7 +13,7 @@ BINDIR ?= /usr/local/bin
 EXTRAS ?=
 DEMO   := $(BIN)/backupctl --config examples/demo.toml
 
-.PHONY: demo test lint bench faults install uninstall clean
+.PHONY: demo test lint bench faults screenshot install uninstall clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "backupctl needs Python 3.11 or newer")'
@@ -45,6 +45,9 @@ bench: $(STAMP)  ## figures against raw baselines (not part of the tests; takes 
 
 faults: $(STAMP)  ## the fault-injection suite: ROUNDS randomized nights under faults
 	$(BIN)/python bench/faults.py --rounds $(ROUNDS)
+
+screenshot: $(STAMP)  ## docs/report.png: four weeks of the example fleet, `report --html`, headless Chromium
+	$(BIN)/python -m scripts.screenshot --out docs/report.png
 
 install:  ## production: a virtualenv at PREFIX and a backupctl link in BINDIR
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "backupctl needs Python 3.11 or newer")'

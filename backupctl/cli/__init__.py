@@ -37,6 +37,10 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
         "maintenance",
         "Delete nightly backups that [retention] no longer keeps; their rows turn `pruned`.",
     ),
+    "report": (
+        "report",
+        "Write one HTML page of the latest nights: summary, grid, sizes, failures, drills.",
+    ),
     "restore": (
         "restore",
         "Restore one app's backup, checking its sha256 before and while it streams.",

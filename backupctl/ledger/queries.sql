@@ -570,3 +570,48 @@ LIMIT 1;
 SELECT run_date, event, url_hash, status, attempts, claimed_at, sent_at, error
 FROM notifications WHERE run_date = %(run_date)s
 ORDER BY event, url_hash;
+
+-- name: grid_nights
+-- The grid's columns: the latest nights recorded (missed ones too), newest first,
+-- with their drills counted (drills_by_night).
+SELECT n.run_date, n.status,
+       extract(epoch FROM n.finished_at - n.started_at)::float8 AS duration_s,
+       (SELECT count(*) FROM drills AS d WHERE d.run_date = n.run_date) AS drills,
+       (SELECT count(*) FROM drills AS d
+        WHERE d.run_date = n.run_date AND d.status = 'failed') AS drills_failed
+FROM nightly_runs AS n
+ORDER BY n.run_date DESC
+LIMIT %(last)s;
+
+-- name: grid_cells
+-- The grid's cells: the nightly backups of a range of nights only (never all
+-- history). note: the error, or a succeeded backup's warnings, cut short, and only
+-- when asked for (the page shows them, the terminal does not).
+SELECT app_id, run_date, status, size_bytes,
+       extract(epoch FROM finished_at - started_at)::float8 AS duration_s,
+       (warning IS NOT NULL OR hook_warning IS NOT NULL) AS warned,
+       CASE WHEN %(notes)s THEN nullif(left(
+           CASE WHEN status IN ('succeeded', 'pruned') THEN concat_ws('; ', warning, hook_warning)
+                ELSE concat_ws('; ', error, hook_warning) END, %(note_chars)s), '')
+       END AS note
+FROM backups
+WHERE trigger = 'nightly' AND run_date BETWEEN %(first)s AND %(last)s;
+
+-- name: grid_states
+-- grid_cells with only what the terminal's grid shows: the status, and whether a
+-- succeeded backup carries a warning.
+SELECT app_id, run_date, status, (warning IS NOT NULL OR hook_warning IS NOT NULL) AS warned
+FROM backups
+WHERE trigger = 'nightly' AND run_date BETWEEN %(first)s AND %(last)s;
+
+-- name: grid_drills
+-- The latest drills of a range of nights (of some apps, or of all: NULL), failed
+-- ones first (drills_by_night).
+SELECT app_id, backup_id, run_date, started_at, status, restored,
+       extract(epoch FROM duration)::float8 AS duration_s,
+       left(error, %(note_chars)s) AS error
+FROM drills
+WHERE run_date BETWEEN %(first)s AND %(last)s
+  AND (%(app_ids)s::text[] IS NULL OR app_id = ANY(%(app_ids)s::text[]))
+ORDER BY status = 'failed' DESC, started_at DESC, id DESC
+LIMIT %(limit)s;

@@ -248,6 +248,40 @@ class Ledger:
         """The latest `last` nights, newest first, with counts by status and bytes."""
         return self._rows("list_nights", last=last)
 
+    def grid_nights(self, last: int) -> list[dict[str, Any]]:
+        """The latest `last` nights recorded (missed ones too), newest first, with
+        how many drills each has (and how many failed)."""
+        return self._rows("grid_nights", last=last)
+
+    def grid_cells(self, first: date, last: date, *, notes: bool) -> list[dict[str, Any]]:
+        """The nightly backups of the nights from `first` to `last`: status, size,
+        duration, whether it carries a warning and, with `notes`, its error or
+        warnings cut to NOTE_CHARS (as stored: redact before showing)."""
+        from backupctl.grid import NOTE_CHARS
+
+        return self._rows("grid_cells", first=first, last=last, notes=notes, note_chars=NOTE_CHARS)
+
+    def grid_states(self, first: date, last: date) -> list[dict[str, Any]]:
+        """The nightly backups of the nights from `first` to `last`: only their
+        status and whether they carry a warning (what the terminal's grid shows)."""
+        return self._rows("grid_states", first=first, last=last)
+
+    def grid_drills(
+        self, first: date, last: date, app_ids: Sequence[str] | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """Up to `limit` of the latest drills of the nights from `first` to `last`
+        (of `app_ids` only, unless None), failed ones first."""
+        from backupctl.grid import NOTE_CHARS
+
+        return self._rows(
+            "grid_drills",
+            first=first,
+            last=last,
+            app_ids=list(app_ids) if app_ids is not None else None,
+            limit=limit,
+            note_chars=NOTE_CHARS,
+        )
+
     def last_successes(self, app_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Per app id, its latest succeeded backup (nightly or ad hoc)."""
         rows = self._rows("last_successes", app_ids=list(app_ids))

@@ -1,0 +1,1 @@
+"""Scripts a developer runs through make (make screenshot); the tests use their helpers."""
