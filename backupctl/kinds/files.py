@@ -197,6 +197,8 @@ class FilesKind:
         from backupctl.untar import UnsafeMember, UnsafeTarget, extract
 
         folder = Path(os.path.abspath(target))
+        if folder.is_symlink():  # it would be renamed over, not filled
+            raise UsageError(f"{folder} is a symbolic link: restore into a new or empty folder")
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             raise UsageError(f"{folder} exists and is not an empty folder: restore into a new one")
         work = _work_folder(folder)

@@ -135,6 +135,11 @@ def test_a_files_restore_appears_whole_and_zstd_reads_the_artifact(
     zstd = need_tool("zstd", "apt-get install zstd")
     target = setup.root / "restored"
     target.mkdir()
+    (target / "elsewhere").mkdir()
+    (target / "link").symlink_to(target / "elsewhere")
+    refused = restore(setup, "data", str(target / "link"))
+    assert refused.returncode == 2 and "is a symbolic link" in refused.stderr
+    assert (target / "link").is_symlink() and list((target / "elsewhere").iterdir()) == []
     done = restore(setup, "data", str(target / "wiki"))
     assert done.returncode == 0, done.stderr
     assert (target / "wiki" / "sub" / "b.bin").read_bytes() == (data / "sub" / "b.bin").read_bytes()
