@@ -41,6 +41,7 @@ bench: $(STAMP)  ## figures against raw baselines (not part of the tests; takes 
 	$(BIN)/python bench/enqueue.py
 	$(BIN)/python bench/backup.py
 	$(BIN)/python bench/drill.py
+	$(BIN)/python bench/restore.py
 	$(BIN)/python bench/startup.py
 
 faults: $(STAMP)  ## the fault-injection suite: ROUNDS randomized nights under faults

@@ -1,7 +1,7 @@
-"""Restore drills, the generic flow: verify a backup, let its kind restore it into a
-scratch target and compare what came back with the backup's manifest (each kind's
-`drill`, in backupctl.kinds), record the verdict. The kind removes its scratch
-target, whatever happens.
+"""Restore drills, the generic flow: verify a backup (as it streams, for a `one_pass`
+kind), let its kind restore it into a scratch target and compare what came back with
+the backup's manifest (each kind's `drill`, in backupctl.kinds), record the verdict.
+The kind removes its scratch target, whatever happens.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def drill(
     stopped: DrillStopped | None = None
     try:
         kind = kind_named(artifact.kind, targets.kind_options)
-        source = open_source(storages, artifact, targets.identities)
+        source = open_source(storages, artifact, targets.identities, verify_first=not kind.one_pass)
         kind.drill(source, app, manifest, targets, restored)
     except DrillStopped as exc:
         stopped = exc

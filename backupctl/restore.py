@@ -1,6 +1,12 @@
-"""Restore: the generic flow. Find the backup, verify its stored bytes, then let its
-kind restore the data, read back decrypted and decompressed, checked again as it
-streams (each kind's module owns where the data goes: backupctl.kinds).
+"""Restore: the generic flow. Find the backup, then let its kind restore the data,
+read back decrypted and decompressed, its stored bytes' sha256 and size checked as
+they stream (each kind's module owns where the data goes: backupctl.kinds).
+
+A kind that can undo what it wrote (`one_pass`: postgres in one transaction, files
+in a temporary folder) reads the artifact once: the last piece of the data is handed
+to it only once the stored bytes matched the ledger, so it cannot finish (commit,
+rename into place) on a damaged artifact. The others read it twice: verified first,
+then restored.
 
 An encrypted artifact (<name>.zst.age) is decrypted on the way with the identities
 given (--identity); without them it is not read at all."""
@@ -34,6 +40,26 @@ class RestoreFailed(BackupctlError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"restore failed: {reason}")
+
+
+class RestoreStopped(BaseException):
+    """A signal (SIGTERM) asked the restore to stop. A BaseException: no `except
+    Exception` on the way may swallow it, and every clean-up still runs (pg_restore
+    killed, a database this restore created dropped, a temporary folder removed)."""
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGTERM and SIGINT wait until the block is done (then their handlers run): for
+    a step whose result the clean-up must know, such as creating a database."""
+    import signal
+
+    held = {signal.SIGTERM, signal.SIGINT}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 @dataclass(frozen=True)
@@ -261,9 +287,51 @@ class RestoreRequest:
     say: Callable[[str], None] = _quiet
 
 
+class _HeldBack:
+    """An artifact's data, read ahead by one chunk: the last piece is handed out only
+    after `verify()` (the stored bytes' check) passed, so a reader that finishes at the
+    data's end (pg_restore commits, a tar is complete) never finishes on a damaged
+    artifact."""
+
+    def __init__(self, inner: BinaryIO, verify: Callable[[], None]) -> None:
+        self._inner = inner
+        self._verify = verify
+        self._piece = b""
+        self._at = 0
+        self._ahead: bytes | None = None
+        self.verified = False
+
+    def verify(self) -> None:
+        """Read the stored bytes to their end and check them (once)."""
+        if not self.verified:
+            self._verify()
+            self.verified = True
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            return b"".join(iter(lambda: self.read(CHUNK), b""))
+        if self._at >= len(self._piece) and not self._next():
+            return b""
+        data = self._piece[self._at : self._at + n]
+        self._at += len(data)
+        return data
+
+    def _next(self) -> bool:
+        if self._ahead is None:
+            self._ahead = self._inner.read(CHUNK)
+        if not self._ahead:
+            self.verify()  # an empty stream: nothing held back, checked all the same
+            return False
+        self._piece, self._at = self._ahead, 0
+        self._ahead = self._inner.read(CHUNK)
+        if not self._ahead:
+            self.verify()  # before the last piece is handed out
+        return True
+
+
 class Source:
-    """A verified artifact, as a kind's restore reads it: its data (decrypted and
-    decompressed) as often as the kind needs, each read checked again."""
+    """An artifact, as a kind's restore reads it: its data (decrypted and
+    decompressed) as often as the kind needs, each read checked."""
 
     def __init__(
         self, storages: Storages, artifact: Artifact, identities: Identities | None = None
@@ -274,13 +342,25 @@ class Source:
 
     @contextmanager
     def reader(self) -> Iterator[BinaryIO]:
-        """The artifact's data. Leaving the block without an error reads the stored
-        bytes to their end and checks their sha256 and size with the ledger's
-        (RestoreFailed when they differ): do that before the restore is made final
-        (a transaction committed, a file renamed into place)."""
+        """The artifact's data, its stored bytes hashed as they are read: the last
+        piece of the data comes only once their sha256 and size match the ledger's
+        (RestoreFailed, "checksum mismatch", when they differ); leaving the block
+        reads them to their end if the kind stopped short. Do that before the
+        restore is made final (a transaction committed, a file renamed into place).
+        A failure inside the block on a damaged artifact (pg_restore choking on it,
+        a tar error) is reported as that checksum mismatch, its cause."""
         with plain_stream(self.storages, self.artifact, self.identities) as stream:
-            yield stream.reader
-            _verdict(self.artifact, stream)
+            held = _HeldBack(stream.reader, lambda: _verdict(self.artifact, stream))
+            try:
+                yield cast(BinaryIO, held)
+            except UsageError:
+                raise
+            except Exception:
+                damaged = None if held.verified else _damaged(self.artifact, stream.checked)
+                if damaged is not None:
+                    raise damaged from None
+                raise
+            held.verify()
 
     def copy_to(self, write: Callable[[bytes], object]) -> None:
         """All of the data to `write`, then the check of the stored bytes."""
@@ -298,16 +378,35 @@ class Source:
         return f"restored {self.artifact.app_id} (backup {self.artifact.backup_id})"
 
 
+def _damaged(artifact: Artifact, checked: _Checked) -> RestoreFailed | None:
+    """The checksum mismatch, when the stored bytes (read on to their end) are not the
+    ledger's; None when they are, or cannot be read on."""
+    try:
+        _verdict(artifact, checked)
+    except RestoreFailed as exc:
+        return exc
+    except Exception:  # a storage error now: the failure that brought us here says more
+        return None
+    return None
+
+
 def open_source(
-    storages: Storages, artifact: Artifact, identities: Identities | None = None
+    storages: Storages,
+    artifact: Artifact,
+    identities: Identities | None = None,
+    *,
+    verify_first: bool = True,
 ) -> Source:
     """`artifact`, checked before any target is touched: an encrypted one needs
-    `identities` (UsageError, exit 2) that open it (RestoreFailed, exit 1), and its
-    stored bytes must match the ledger's sha256 and size (RestoreFailed)."""
+    `identities` (UsageError, exit 2) that open it (RestoreFailed, exit 1), and it
+    must be in storage (RestoreFailed). `verify_first`: also read it whole and match
+    its stored bytes with the ledger's sha256 and size (RestoreFailed), for a kind
+    that cannot undo a restore; a `one_pass` kind has them checked as they stream."""
     need_identity(artifact, identities)
-    verify_artifact(storages, artifact)  # refuse a damaged artifact before touching the target
-    if artifact.encrypted:
-        _head(storages, artifact, 1, identities)  # a wrong identity, before the target too
+    if verify_first:
+        verify_artifact(storages, artifact)  # refuse a damaged artifact before the target
+    if artifact.encrypted or not verify_first:
+        _head(storages, artifact, 1, identities)  # there, and opened by the identity
     return Source(storages, artifact, identities)
 
 
@@ -323,16 +422,17 @@ def restore_artifact(
     owners: Owners | None = None,
     identities: Identities | None = None,
 ) -> str:
-    """Verify, then restore `artifact` into `target` with its kind; return a
-    one-line description.
+    """Restore `artifact` into `target` with its kind, verified (see open_source);
+    return a one-line description.
 
     `kind_options`: where the kinds find their programs (e.g. pg_restore). `clean`,
     `create`, `say`, `owners`: see RestoreRequest. An encrypted artifact is
     decrypted with `identities`: without them UsageError (exit 2), with ones that
     do not open it RestoreFailed (exit 1), before the target is touched."""
-    source = open_source(storages, artifact, identities)
+    kind = kind_named(artifact.kind, kind_options)
+    source = open_source(storages, artifact, identities, verify_first=not kind.one_pass)
     request = RestoreRequest(clean=clean, create=create, owners=owners or Owners(), say=say)
-    return kind_named(artifact.kind, kind_options).restore(source, target, request)
+    return kind.restore(source, target, request)
 
 
 def _head(

@@ -43,7 +43,7 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
     ),
     "restore": (
         "restore",
-        "Restore one app's backup, checking its sha256 before and while it streams.",
+        "Restore one app's backup, checking its sha256 as it streams.",
     ),
     "retry": (
         "retry",

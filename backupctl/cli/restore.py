@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import os
+import signal
+from contextlib import contextmanager
 from datetime import date
+from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from backupctl.cli import cli
 from backupctl.cli.common import IDENTITY, identities_from, parse_date, recorded, settings_from
 from backupctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 def _target(value: str) -> str:
@@ -91,11 +98,13 @@ def restore(
     no_same_owner: bool,
     identity: str | None,
 ) -> None:
-    """Restore one app's backup, checking its sha256 before and while it streams.
+    """Restore one app's backup, checking its sha256 as it streams.
 
     Without --date or --adhoc: the app's latest succeeded nightly backup, named on
     stderr first. A damaged artifact (checksum mismatch) is refused: exit 1, nothing
-    restored. postgres: a target database that does not exist is created (said on
+    restored (postgres and files read it once, and make the restore final only once
+    it checked out; the other kinds verify it first). SIGTERM stops it the same way.
+    postgres: a target database that does not exist is created (said on
     stderr); pg_restore is chosen to read what the backup's pg_dump wrote; onto a
     fresh server without the app's roles, add --no-owner --no-privileges. mysql: a
     missing database is created too, and dropped again if the restore fails (MySQL
@@ -139,20 +148,43 @@ def restore(
                 f"restoring the latest nightly backup of {app_id}: "
                 f"night {artifact.run_date}, backup {artifact.backup_id}"
             )
-        message = restore_artifact(
-            open_storages(settings),
-            artifact,
-            _target(target),
-            clean=clean,
-            kind_options=kind_options(settings),
-            create=not no_create,
-            say=say,
-            owners=Owners(
-                no_owner=no_owner,
-                no_privileges=no_privileges,
-                same_owner=False if no_same_owner else None,
-            ),
-            identities=identities,
-        )
+        with _stopped_by_sigterm():
+            message = restore_artifact(
+                open_storages(settings),
+                artifact,
+                _target(target),
+                clean=clean,
+                kind_options=kind_options(settings),
+                create=not no_create,
+                say=say,
+                owners=Owners(
+                    no_owner=no_owner,
+                    no_privileges=no_privileges,
+                    same_owner=False if no_same_owner else None,
+                ),
+                identities=identities,
+            )
         exit_code[0] = 0
     click.echo(message, err=target == "-")
+
+
+@contextmanager
+def _stopped_by_sigterm() -> Iterator[None]:
+    """SIGTERM stops the restore as Ctrl-C does: raised once, so that every clean-up on
+    the way runs (and a second signal cannot cut it short); then exit 1."""
+    from backupctl.restore import RestoreFailed, RestoreStopped
+
+    stopping: list[str] = []
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        if not stopping:
+            stopping.append(signal.Signals(signum).name)
+            raise RestoreStopped(stopping[0])
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        yield
+    except RestoreStopped as exc:
+        raise RestoreFailed(f"stopped by {exc}; the target was left as it was") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)

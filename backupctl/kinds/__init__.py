@@ -93,9 +93,14 @@ class Kind(Dumper, Protocol):
     method is told the app (or the artifact) it works on.
 
     `extension` names its artifacts (<name>.<extension>.zst; unique among the
-    kinds: a restore finds the kind by it), `fields` the registry fields it takes."""
+    kinds: a restore finds the kind by it), `fields` the registry fields it takes.
+    `one_pass`: its restore undoes what it wrote when the source's reader fails
+    (a transaction rolled back, a temporary folder removed) and makes it final only
+    after that reader's clean end, so the artifact is read once, checked as it
+    streams; otherwise it is read whole and checked before the restore starts."""
 
     fields: KindSpec
+    one_pass: bool
 
     def __init__(self, options: KindOptions | None = None) -> None: ...
 
@@ -110,8 +115,9 @@ class Kind(Dumper, Protocol):
         the checks of paths and programs."""
 
     def restore(self, source: Source, target: str, request: RestoreRequest) -> str:
-        """Restore the data of `source` (verified already; read it through
-        `source.reader()`, whose clean end checks the stored bytes' sha256 again)
+        """Restore the data of `source` (read it through `source.reader()`, whose
+        clean end checks the stored bytes' sha256; verified before already unless
+        the kind is `one_pass`)
         into `target` (the --to value: a DSN, a folder, a file...); return one
         line saying what was done. UsageError (exit 2) for a target that must not
         be touched, RestoreFailed (exit 1) for a restore that failed; either way

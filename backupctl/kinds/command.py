@@ -30,6 +30,7 @@ STDERR_TAIL = 2000
 
 class CommandKind:
     extension = "out"
+    one_pass = False  # also written to standard output: verified first
     # drill_argv: a program `backupctl drill` runs with the restored output as its stdin.
     fields = KindSpec({"argv": argv, "drill_argv": argv}, frozenset({"argv"}))
 

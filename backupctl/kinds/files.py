@@ -133,6 +133,7 @@ def _group_name(gid: int) -> str:
 
 class FilesKind:
     extension = "tar"
+    one_pass = True  # extracted into a temporary folder, renamed into place last
     fields = KindSpec({"path": path}, frozenset({"path"}), paths=frozenset({"path"}))
 
     def __init__(self, options: KindOptions | None = None) -> None:
@@ -186,28 +187,25 @@ class FilesKind:
         return field_problems(app)
 
     def restore(self, source: Source, target: str, request: RestoreRequest) -> str:
-        """Extract into the folder `target`, which must be new or empty; on any
-        failure it is emptied again (and removed if this restore created it)."""
+        """Extract into the folder `target`, which must be new or empty: into a
+        temporary folder beside it, renamed into place only once the artifact was
+        verified; on any failure that folder is removed and `target` is untouched."""
         import zstandard
 
         from backupctl.errors import UsageError
         from backupctl.restore import RestoreFailed
-        from backupctl.untar import UnsafeMember, UnsafeTarget, empty_folder, extract
+        from backupctl.untar import UnsafeMember, UnsafeTarget, extract
 
-        folder = Path(target)
+        folder = Path(os.path.abspath(target))
+        if folder.is_symlink():  # it would be renamed over, not filled
+            raise UsageError(f"{folder} is a symbolic link: restore into a new or empty folder")
         if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
             raise UsageError(f"{folder} exists and is not an empty folder: restore into a new one")
-        created = not folder.exists()
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            if created:
-                folder.chmod(0o700)  # the archive's own mode for it is set last
-        except OSError as exc:
-            raise UsageError(f"cannot create {folder}: {exc.strerror}") from None
+        work = _work_folder(folder)
         try:
             with source.reader() as reader:
                 try:
-                    extract(reader, folder, same_owner=request.owners.same_owner)
+                    extract(reader, work, same_owner=request.owners.same_owner)
                 except UnsafeTarget as exc:
                     raise UsageError(str(exc)) from None
                 except UnsafeMember as exc:
@@ -219,11 +217,9 @@ class FilesKind:
                 except OSError as exc:
                     where = f" {exc.filename}" if exc.filename else ""
                     raise RestoreFailed(f"cannot write{where}: {exc.strerror or exc}") from None
+            _into_place(work, folder)  # verified: the reader's clean end checked it
         except BaseException:
-            # Nothing half-restored stays behind: the folder was empty or new.
-            empty_folder(folder)
-            if created:
-                folder.rmdir()
+            _remove(work)  # nothing half-restored stays behind, also on SIGTERM
             raise
         return f"{source.label} into {folder}"
 
@@ -274,3 +270,68 @@ def _count_files(folder: Path) -> tuple[int, int]:
                 seen.add((st.st_dev, st.st_ino))
                 size += st.st_size
     return len(seen), size
+
+
+WORK_PREFIX = ".backupctl-restore-"
+
+
+def _work_folder(folder: Path) -> Path:
+    """A new private folder to extract into: beside `folder` (its parent is created
+    if need be), or inside it when `folder` is an empty mount point (a rename cannot
+    leave a filesystem). UsageError when there is none to make, or when others could
+    swap it for a link while it is filled."""
+    from backupctl.errors import UsageError
+
+    inside = folder.is_dir() and os.lstat(folder).st_dev != os.lstat(folder.parent).st_dev
+    where = folder if inside else folder.parent
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        st = os.lstat(where)
+        name = f"{WORK_PREFIX}{folder.name}-" if not inside else WORK_PREFIX
+    except OSError as exc:
+        raise UsageError(f"cannot create {where}: {exc.strerror}") from None
+    # Its parent must be ours (or root's) and writable by no one else, or sticky as
+    # /tmp is: else someone could rename the folder being filled and put a link there.
+    sticky = bool(st.st_mode & stat.S_ISVTX)
+    if st.st_uid not in (0, os.geteuid()) or (st.st_mode & 0o022 and not sticky):
+        raise UsageError(
+            f"{where} can be written by others, who could swap the folder being restored "
+            "for a link: restore into a folder whose parent only you (or root) can write"
+        )
+    try:
+        return Path(tempfile.mkdtemp(prefix=name, dir=where))
+    except OSError as exc:
+        raise UsageError(f"cannot create a folder in {where}: {exc.strerror}") from None
+
+
+def _into_place(work: Path, folder: Path) -> None:
+    """Give the extracted folder `work` its name `folder` (new or empty): one rename,
+    or, for a mount point, its entries moved up one by one and its attributes after."""
+    from backupctl.restore import RestoreFailed
+
+    try:
+        if work.parent != folder:
+            os.rename(work, folder)  # replaces an empty folder; refused if it filled meanwhile
+            return
+        st = os.lstat(work)
+        for entry in os.scandir(work):
+            os.rename(entry.path, folder / entry.name)
+        os.rmdir(work)
+        if os.geteuid() == 0:
+            os.chown(folder, st.st_uid, st.st_gid)
+        os.chmod(folder, stat.S_IMODE(st.st_mode))
+        os.utime(folder, ns=(st.st_atime_ns, st.st_mtime_ns))
+    except OSError as exc:
+        raise RestoreFailed(
+            f"cannot move the restored files into {folder}: {exc.strerror}"
+        ) from None
+
+
+def _remove(work: Path) -> None:
+    """Remove an extraction's folder, read-only folders in it too."""
+    from backupctl.untar import empty_folder
+
+    if work.is_dir():
+        os.chmod(work, 0o700)  # the archive's own mode for it may be read-only
+        empty_folder(work)
+        shutil.rmtree(work, ignore_errors=True)

@@ -109,6 +109,7 @@ class TableTee:
 
 class MysqlKind:
     extension = "sql"
+    one_pass = False  # statements commit as they stream: verified first
     fields = KindSpec({"dsn": _dsn, "dsn_env": env_name}, one_of=(frozenset({"dsn", "dsn_env"}),))
 
     def __init__(self, options: KindOptions | None = None) -> None:

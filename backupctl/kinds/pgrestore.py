@@ -3,6 +3,7 @@ pg_restore that reads the archive, creating the database when it does not exist.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import subprocess
@@ -22,7 +23,15 @@ from backupctl.kinds.pgconnect import (
 from backupctl.kinds.pgtools import PgTools, Tool, choose_pg_restore, major_of_recorded
 from backupctl.kinds.postgres import libpq_env, pg_restore_argv, split_password
 from backupctl.redact import redact_text, redact_url
-from backupctl.restore import CHUNK, Owners, RestoreFailed, RestoreRequest, Source, copy_data
+from backupctl.restore import (
+    CHUNK,
+    Owners,
+    RestoreFailed,
+    RestoreRequest,
+    Source,
+    copy_data,
+    signals_held,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +72,12 @@ def restore_database(source: Source, dsn: str, request: RestoreRequest, tools: P
     tool = pg_restore_for(source, tools)
     log.info("restoring with pg_restore %s (%s)", tool.version, tool.folder)
     say = request.say
-    created = _prepare_database(conninfo, password, dsn, request.clean, request.create, say)
+    created: str | None = None
     try:
+        # A SIGTERM waits while the database is created: once it is, `created` names
+        # it, so that the clean-up below drops it.
+        with signals_held():
+            created = _prepare_database(conninfo, password, dsn, request.clean, request.create, say)
         _run_pg_restore(source, tool, conninfo, password, dsn, request.clean, request.owners)
     except BaseException:
         if created is not None:  # leave the server as it was: without that database
@@ -159,27 +172,40 @@ def _run_pg_restore(
         )
         assert proc.stdin is not None
         try:
+            # One pass: the artifact is checked as it streams, and its last piece is
+            # fed only once it matched the ledger. pg_restore runs in one transaction
+            # and reads its archive to the end before it commits, so a damaged artifact
+            # never commits: the error below (or the mismatch) kills it and it rolls
+            # back. A pg_restore error on a damaged artifact is reported as the damage.
             with source.reader() as reader:
-                copy_data(reader, proc.stdin.write)
-                # pg_restore runs in one transaction: killed before EOF, nothing commits.
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass  # pg_restore stopped reading: its exit status and stderr say why
+                try:
+                    copy_data(reader, proc.stdin.write)
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass  # pg_restore stopped reading: its exit status and stderr say why
+                code = proc.wait()
+                if code != 0:
+                    stderr.seek(0)
+                    tail = stderr.read().decode("utf-8", "replace").strip()[-2000:]
+                    raise RestoreFailed(_failure(code, tail, dsn, password, owners))
         except BaseException:
             proc.kill()
             proc.wait()
             raise
-        code = proc.wait()
-        stderr.seek(0)
-        tail = stderr.read().decode("utf-8", "replace").strip()[-2000:]
-    if code != 0:
-        # One line, as every error: pg_restore's lines joined.
-        tail = " | ".join(line.strip() for line in tail.splitlines() if line.strip())
-        shown = redact_text(tail, [dsn, password or ""])
-        hint = ""
-        if _MISSING_ROLE.search(tail) and not (owners.no_owner and owners.no_privileges):
-            hint = (
-                "; the backup's roles do not exist on this server: create them first, "
-                "or restore with --no-owner --no-privileges"
-            )
-        raise RestoreFailed(f"pg_restore exited with status {code}: {shown}{hint}")
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.close()
+
+
+def _failure(code: int, tail: str, dsn: str, password: str | None, owners: Owners) -> str:
+    """pg_restore's failure in one line, as every error: its lines joined, secrets
+    masked, and the way out when the backup's roles are missing."""
+    tail = " | ".join(line.strip() for line in tail.splitlines() if line.strip())
+    shown = redact_text(tail, [dsn, password or ""])
+    hint = ""
+    if _MISSING_ROLE.search(tail) and not (owners.no_owner and owners.no_privileges):
+        hint = (
+            "; the backup's roles do not exist on this server: create them first, "
+            "or restore with --no-owner --no-privileges"
+        )
+    return f"pg_restore exited with status {code}: {shown}{hint}"

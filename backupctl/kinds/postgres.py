@@ -107,6 +107,7 @@ def pg_restore_argv(
 
 class PostgresKind:
     extension = "pgdump"
+    one_pass = True  # pg_restore --single-transaction: killed, it rolls back
     fields = KindSpec(
         {"dsn": _dsn, "dsn_env": env_name, "pg_bin_dir": path},
         paths=frozenset({"pg_bin_dir"}),

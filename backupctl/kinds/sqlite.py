@@ -41,6 +41,7 @@ MAGIC = b"SQLite format 3\0"  # the first 16 bytes of every SQLite database file
 
 class SqliteKind:
     extension = "sqlite"
+    one_pass = False  # also written to standard output: verified first
     fields = KindSpec({"path": path}, frozenset({"path"}), paths=frozenset({"path"}))
 
     def __init__(self, options: KindOptions | None = None) -> None:
