@@ -40,6 +40,7 @@ bench: $(STAMP)  ## figures against raw baselines (not part of the tests; takes 
 	$(BIN)/python bench/backup.py
 	$(BIN)/python bench/drill.py
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/history.py
 
 faults: $(STAMP)  ## the fault-injection suite: ROUNDS randomized nights under faults
 	$(BIN)/python bench/faults.py --rounds $(ROUNDS)
