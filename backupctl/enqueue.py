@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +21,9 @@ log = logging.getLogger(__name__)
 
 CHUNK = 1000  # rows locked, sent and marked per transaction
 SENDERS = 8  # SendMessageBatch calls in flight
+# Chunks in flight: while one lane waits on the ledger (lock, mark, commit), another's
+# messages keep the senders busy. SKIP LOCKED keeps the lanes' chunks apart.
+LANES = 2
 
 
 @dataclass
@@ -65,7 +69,12 @@ def enqueue_night(
         app = by_id.get(dead.app_id)
         discard_safely(storages.get(app.storage if app else None), dead)
 
-    with ThreadPoolExecutor(SENDERS, thread_name_prefix="sqs-send") as pool:
+    lock = threading.Lock()
+    accepted: set[int] = set()
+    with (
+        ThreadPoolExecutor(SENDERS, thread_name_prefix="sqs-send") as pool,
+        ThreadPoolExecutor(LANES, thread_name_prefix="enqueue") as lanes,
+    ):
 
         def send(rows: list[dict[str, Any]]) -> set[int]:
             jobs = [Job(r["app_id"], r["run_date"], r["id"], r["attempts"] + 1) for r in rows]
@@ -73,23 +82,34 @@ def enqueue_night(
             rejected: dict[int, str] = {}
             for result in pool.map(queue.send, batches):
                 rejected.update(result)
-            report.rejected.update(rejected)
-            return {job.backup_id for job in jobs} - set(rejected)
+            ok = {job.backup_id for job in jobs} - set(rejected)
+            with lock:
+                report.rejected.update(rejected)
+                accepted.update(ok)
+            return ok
 
-        after = 0
-        while True:
-            locked, marked, after = ledger.enqueue(
-                run_date,
-                CHUNK,
-                run.max_attempts,
-                resend_after,
-                send,
-                after_id=after,
-                app_id=only_app,
-            )
-            report.sent += marked
-            if locked < CHUNK:
-                break
+        def lane() -> int:
+            """Lock, send and mark chunks until fewer than a chunk are left to lock
+            (the rest are held by another lane, which sends them)."""
+            marked_here, after = 0, 0
+            while True:
+                locked, marked, after = ledger.enqueue(
+                    run_date,
+                    CHUNK,
+                    run.max_attempts,
+                    resend_after,
+                    send,
+                    after_id=after,
+                    app_id=only_app,
+                )
+                marked_here += marked
+                if locked < CHUNK:
+                    return marked_here
+
+        futures = [lanes.submit(lane) for _ in range(LANES)]
+        report.sent = sum(future.result() for future in futures)
+    # A row one lane's message was rejected for may have been sent by another since.
+    report.rejected = {i: why for i, why in report.rejected.items() if i not in accepted}
     for backup_id, reason in report.rejected.items():
         log.warning("backup %s: the queue rejected its message: %s", backup_id, reason)
     ledger.close_night(run_date)
