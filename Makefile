@@ -9,6 +9,8 @@ TEST_JOBS ?= 4
 # make install: a virtualenv at PREFIX, and a backupctl link in BINDIR.
 PREFIX ?= /opt/backupctl
 BINDIR ?= /usr/local/bin
+# make install EXTRAS=notify: optional extras too (notify: notifications through Apprise).
+EXTRAS ?=
 DEMO   := $(BIN)/backupctl --config examples/demo.toml
 
 .PHONY: demo test lint bench faults install uninstall clean
@@ -54,7 +56,7 @@ install:  ## production: a virtualenv at PREFIX and a backupctl link in BINDIR
 	@# pip install leaves the installed version in place for tonight's cron line).
 	[ -f "$(PREFIX)/pyvenv.cfg" ] || $(PYTHON) -m venv "$(PREFIX)"
 	"$(PREFIX)/bin/pip" install --quiet --upgrade pip
-	"$(PREFIX)/bin/pip" install --quiet --upgrade .
+	"$(PREFIX)/bin/pip" install --quiet --upgrade ".$(if $(EXTRAS),[$(EXTRAS)])"
 	mkdir -p "$(BINDIR)"
 	ln -sfn "$(PREFIX)/bin/backupctl" "$(BINDIR)/backupctl"
 	@echo "installed: $(BINDIR)/backupctl -> $(PREFIX)/bin/backupctl"

@@ -24,11 +24,17 @@ def night_to_check(now: datetime, window: Window, tz: ZoneInfo) -> tuple[date, b
     current = night_for(now, window, tz)
     if current is not None:
         return current, True
+    return latest_closed_night(now, window, tz), False
+
+
+def latest_closed_night(now: datetime, window: Window, tz: ZoneInfo) -> date:
+    """The latest night whose window has closed by `now` (yesterday's, for a window
+    of the whole day)."""
     today = now.astimezone(tz).date()
     for back in range(3):
         night = today - timedelta(days=back)
         if window_bounds(night, window, tz)[1] <= now:
-            return night, False
+            return night
     raise AssertionError("some night's window closed within three days")
 
 

@@ -227,6 +227,35 @@ def _recipients(value: Any) -> tuple[str, ...]:
     return tuple(found)
 
 
+NOTIFY_EVENTS = ("failure", "missed", "warning", "recovered")
+DEFAULT_NOTIFY_ON = ("failure", "missed", "recovered")
+# Between two Apprise URLs in one variable: blanks, or a comma before the next scheme
+# (a comma inside a URL, as in mailto://...?to=a@x,b@y, stays).
+_URL_SEPARATOR = re.compile(r"\s+|\s*,\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)")
+
+
+def _notify_urls(value: Any) -> tuple[str, ...]:
+    """The shape of [monitoring] notify; whether Apprise knows each URL is checked after."""
+    if value in (None, "", []):
+        return ()
+    if isinstance(value, str):  # from the environment
+        value = [part for part in _URL_SEPARATOR.split(value.strip()) if part]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValueError('must be a list of Apprise URLs, such as ["mailto://user:pw@host"]')
+    return tuple(dict.fromkeys(v.strip() for v in value))  # one message per URL, not two
+
+
+def _notify_on(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):  # from the environment: comma- or space-separated
+        value = value.replace(",", " ").split()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"must be a list of events out of {', '.join(NOTIFY_EVENTS)}")
+    unknown = [v for v in value if v not in NOTIFY_EVENTS]
+    if unknown:
+        raise ValueError(f"unknown event {unknown[0]!r} (the events: {', '.join(NOTIFY_EVENTS)})")
+    return tuple(e for e in NOTIFY_EVENTS if e in value)
+
+
 @dataclass(frozen=True)
 class Key:
     """One setting: where it lives, how it is parsed, its default."""
@@ -349,6 +378,21 @@ KEYS: tuple[Key, ...] = (
     Key("monitoring", "ping_url", _ping_url, None, "healthchecks-style ping URL", True),
     Key("monitoring", "metrics_file", _opt_str, None, "Prometheus textfile to write"),
     Key(
+        "monitoring",
+        "notify",
+        _notify_urls,
+        (),
+        "Apprise URLs told of a failed, missed or recovered night (needs backupctl[notify])",
+        True,
+    ),
+    Key(
+        "monitoring",
+        "notify_on",
+        _notify_on,
+        DEFAULT_NOTIFY_ON,
+        f"the events notify tells of, out of {', '.join(NOTIFY_EVENTS)}",
+    ),
+    Key(
         "drill",
         "postgres_url",
         _opt_str,
@@ -416,6 +460,9 @@ class Settings:
     state_dir: str | None = None
     # [encryption]: recipients and those of recipients_file; () leaves artifacts plain.
     recipients: tuple[str, ...] = ()
+    # [monitoring] notify: Apprise URLs (secrets), and the events they are told of.
+    notify: tuple[str, ...] = ()
+    notify_on: tuple[str, ...] = DEFAULT_NOTIFY_ON
     origins: dict[str, str] = field(default_factory=dict)  # dotted key -> file/env/flag/default
     values: dict[str, Any] = field(default_factory=dict)  # dotted key -> the value in effect
 
@@ -572,6 +619,15 @@ def load_settings(
         )
     problems.extend(_object_lock_problems(values))
     problems.extend(_registry_problems(values))
+    if values.get("monitoring.notify"):
+        from backupctl.notifications import notify_url_problems
+
+        origin = origins["monitoring.notify"]
+        where = f"{path}: " if origin.startswith("file") else f"{origin.split()[-1]}: "
+        problems.extend(
+            f"{where}[monitoring] notify: {p}"
+            for p in notify_url_problems(values["monitoring.notify"])
+        )
     recipients = list(values.get("encryption.recipients") or ())
     if values.get("encryption.recipients_file"):
         from backupctl.encryption import read_recipients_file
@@ -611,6 +667,8 @@ def load_settings(
         config_file=str(path) if path else None,
         state_dir=values["state_dir"],
         recipients=tuple(recipients),
+        notify=values["monitoring.notify"],
+        notify_on=values["monitoring.notify_on"],
         origins=origins,
         values=values,
     )

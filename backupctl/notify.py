@@ -1,4 +1,5 @@
-"""Tell monitoring about a run: healthchecks-style pings and the Prometheus textfile.
+"""Tell monitoring about a run: healthchecks-style pings, the Prometheus textfile and
+the notifications (Apprise).
 
 A monitoring failure is logged and never changes a run's outcome.
 """
@@ -13,11 +14,12 @@ from typing import Any
 from backupctl.config import Settings
 from backupctl.ledger import Ledger
 from backupctl.monitoring import Pinger, night_summary, write_metrics
+from backupctl.notifications import Notifier
 
 
 class NightMonitor:
     """Pings /start when a run begins and success or /fail when it ends; then writes
-    the metrics file, if one is configured."""
+    the metrics file, if one is configured, and notifies of a night that ended."""
 
     def __init__(self, settings: Settings, command: str) -> None:
         self._settings = settings
@@ -44,12 +46,15 @@ class NightMonitor:
         note: str | None = None,
         ping: bool = True,
     ) -> None:
-        """Ping success or /fail (unless `ping` is False: the workers will), and write
-        the metrics file."""
+        """Ping success or /fail (unless `ping` is False: the workers will), write
+        the metrics file, and notify if the night has ended (a night still running
+        is told by whoever ends it)."""
         if ping:
             summary = night_summary(night, rows, night_status=night_status, note=note)
             self._pinger.finish(ok, summary)
         write_night_metrics(self._settings, ledger, night, rows, night_status, app_ids)
+        if night_status in ("complete", "incomplete"):
+            notify_night(self._settings, ledger, night)
 
 
 def write_night_metrics(
@@ -77,7 +82,7 @@ def write_night_metrics(
 
 def night_closed(settings: Settings, ledger: Ledger, night: date, app_ids: Sequence[str]) -> None:
     """A worker finished a night's last backup: ping how the night ended (enqueue
-    mode's run-nightly only pinged /start) and refresh the metrics file."""
+    mode's run-nightly only pinged /start), refresh the metrics file and notify."""
     row = ledger.get_night(night)
     status = str(row["status"]) if row else None
     rows = ledger.night_backups(night)
@@ -85,3 +90,12 @@ def night_closed(settings: Settings, ledger: Ledger, night: date, app_ids: Seque
         status == "complete", night_summary(night, rows, night_status=status)
     )
     write_night_metrics(settings, ledger, night, rows, status, app_ids)
+    notify_night(settings, ledger, night)
+
+
+def notify_night(
+    settings: Settings, ledger: Ledger, night: date, *, window_closed: bool = False
+) -> None:
+    """Send the notifications `night` has that nobody sent yet, if [monitoring]
+    notify is set (`window_closed`: check, past the night's window). Never raises."""
+    Notifier.from_settings(settings).tell(ledger, night, window_closed=window_closed)

@@ -60,11 +60,21 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
                   --max-age, or (with [drill] max_age) no passed drill within it
       3 UNKNOWN   the ledger or the configuration can't be read
 
+    Without --date, [monitoring] notify hears of the latest night whose window has
+    closed, if it was missed, or failed or is not done and nobody told yet (each
+    once, however often check runs); with a whole-day window, that is yesterday.
+
     \b
     Example:
       backupctl check --max-age 30h
     """
-    from backupctl.checks import UNKNOWN, evaluate, night_to_check, perfdata
+    from backupctl.checks import (
+        UNKNOWN,
+        evaluate,
+        latest_closed_night,
+        night_to_check,
+        perfdata,
+    )
     from backupctl.nagios import plugin_output
 
     try:
@@ -95,6 +105,19 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
             max_age=max_age,
             **_drills(settings, ledger, judged.apps),
         )
+        if run_date is None:
+            # The dead-man's switch tells of a missed night, and of one that ended
+            # badly with nobody telling (the sender died); each is sent once. While
+            # tonight's window is open that is the night before (a whole-day window
+            # is always open: its night is told of the day after).
+            from backupctl.notify import notify_night
+
+            closed = (
+                night
+                if not window_open
+                else latest_closed_night(datetime.now(UTC), settings.run.window, settings.timezone)
+            )
+            notify_night(settings, ledger, closed, window_closed=True)
     except BackupctlError as exc:
         message = str(exc).replace("\n", "; ")
         if as_json:

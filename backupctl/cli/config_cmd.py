@@ -24,7 +24,11 @@ def _shown(value: Any, key: Key) -> str:
         return ""
     if key.parse in DURATION_PARSERS:
         return format_duration(float(value))
-    if isinstance(value, tuple):  # [encryption] recipients
+    if key.dotted == "monitoring.notify":  # Apprise URLs: scheme and host at most
+        from backupctl.notifications import shown_notify_url
+
+        return ", ".join(shown_notify_url(url) for url in value)
+    if isinstance(value, tuple):  # [encryption] recipients, [monitoring] notify_on
         return ", ".join(map(str, value))
     text = str(getattr(value, "key", value))  # a ZoneInfo shows as its name
     if not key.secret:
@@ -51,7 +55,8 @@ def config() -> None:
 def config_check(ctx: click.Context, list_apps: bool, as_json: bool) -> None:
     """Validate the configuration and registry; show every setting in effect and its origin.
 
-    Secrets are masked (a registry URL's password, its token). Exit 0 when valid,
+    Secrets are masked (a registry URL's password, its token; a notify URL shows
+    its scheme and host at most). Exit 0 when valid,
     2 (with every problem listed) when not, 3 when the registry's API or database
     can't be reached, 1 when valid but an enabled app could not be backed up now: a
     folder that does not exist or is not readable, a program (a hook's too) not

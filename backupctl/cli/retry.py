@@ -37,6 +37,9 @@ def retry(ctx: click.Context, run_date: date, app_id: str | None, allow_shrink: 
     so a registry that lost more than [run] max_shrink of the night's apps is
     refused (exit 2) unless --allow-shrink.
 
+    When the round ends, [monitoring] notify hears of what the night has not told
+    yet (in enqueue mode, the worker that finishes the round's last backup tells).
+
     A night not in the ledger, a missed night (run it with run-nightly --date),
     or an --app with no backup in the night is exit 2. A night with no failed
     backup is exit 0: nothing to retry.
@@ -129,4 +132,8 @@ def retry(ctx: click.Context, run_date: date, app_id: str | None, allow_shrink: 
                 )
             )
             exit_code[0] = 1 if still else 0
+    if settings.run.mode != "enqueue":  # in enqueue mode the worker that ends the round tells
+        from backupctl.notify import notify_night
+
+        notify_night(settings, ledger, run_date)
     ctx.exit(exit_code[0])

@@ -544,3 +544,48 @@ WHERE app_id = %(app_id)s AND trigger = 'nightly' AND status = 'succeeded'
   AND (%(run_date)s::date IS NULL OR run_date = %(run_date)s)
 ORDER BY run_date DESC
 LIMIT 1;
+
+-- name: claim_notification
+-- Take the right to send one night's event to one notify URL: a new row, one whose
+-- send failed, or one whose sender has held it past stale_after seconds (it died).
+-- The same owner gets its claim back (the statement may run twice after a lost answer).
+INSERT INTO notifications (run_date, event, url_hash, status, claimed_by)
+VALUES (%(run_date)s, %(event)s, %(url_hash)s, 'sending', %(owner)s)
+ON CONFLICT (run_date, event, url_hash) DO UPDATE
+SET status = 'sending', claimed_by = EXCLUDED.claimed_by, claimed_at = now(),
+    attempts = notifications.attempts
+               + CASE WHEN notifications.claimed_by = EXCLUDED.claimed_by THEN 0 ELSE 1 END
+WHERE notifications.status = 'failed'
+   OR (notifications.status = 'sending'
+       AND (notifications.claimed_by = EXCLUDED.claimed_by
+            OR notifications.claimed_at < now() - make_interval(secs => %(stale_after)s)))
+RETURNING attempts;
+
+-- name: finish_notification
+-- The claimed send is over: 'sent', or 'failed' (with why) for the next sender to retry.
+-- Only the claim's owner may mark it (one taken over is no longer its).
+UPDATE notifications
+SET status = %(status)s,
+    sent_at = CASE WHEN %(status)s = 'sent' THEN now() END,
+    error = %(error)s
+WHERE run_date = %(run_date)s AND event = %(event)s AND url_hash = %(url_hash)s
+  AND claimed_by = %(owner)s AND status = 'sending'
+RETURNING run_date;
+
+-- name: night_before
+-- The latest recorded night before this one, and whether it failed or was missed
+-- (also when a retry has since completed it: its failure was told).
+SELECT n.run_date, n.status,
+       n.status IN ('incomplete', 'missed')
+       OR EXISTS (SELECT 1 FROM notifications AS x
+                  WHERE x.run_date = n.run_date AND x.event IN ('failure', 'missed')) AS bad
+FROM nightly_runs AS n
+WHERE n.run_date < %(run_date)s
+ORDER BY n.run_date DESC
+LIMIT 1;
+
+-- name: night_notifications
+-- What was told about a night (status shows it; tests read it).
+SELECT run_date, event, url_hash, status, attempts, claimed_at, sent_at, error
+FROM notifications WHERE run_date = %(run_date)s
+ORDER BY event, url_hash;

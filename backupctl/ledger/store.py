@@ -534,6 +534,56 @@ class Ledger:
         rows = self._rows("release", id=claim.id, owner=owner, attempt=claim.attempt, status=status)
         return bool(rows)
 
+    # -- notifications ----------------------------------------------------------------
+
+    def claim_notification(
+        self, run_date: date, event: str, url_hash: str, owner: str, stale_after: float
+    ) -> bool:
+        """Take the right to send `event` of `run_date` to the URL hashed `url_hash`:
+        True if this owner may send it now (nobody did, the last send failed, or its
+        sender has held it longer than `stale_after` seconds)."""
+        rows = self._rows(
+            "claim_notification",
+            run_date=run_date,
+            event=event,
+            url_hash=url_hash,
+            owner=owner,
+            stale_after=stale_after,
+        )
+        return bool(rows)
+
+    def finish_notification(
+        self,
+        run_date: date,
+        event: str,
+        url_hash: str,
+        owner: str,
+        *,
+        sent: bool,
+        error: str | None = None,
+    ) -> bool:
+        """Mark a claimed notification sent, or failed (so the next sender retries it).
+        False if the claim was taken over meanwhile."""
+        rows = self._rows(
+            "finish_notification",
+            run_date=run_date,
+            event=event,
+            url_hash=url_hash,
+            owner=owner,
+            status="sent" if sent else "failed",
+            error=None if sent else (error or "failed")[:1000],
+        )
+        return bool(rows)
+
+    def night_before(self, run_date: date) -> dict[str, Any] | None:
+        """The latest recorded night before `run_date`, with `bad`: it failed or was missed."""
+        rows = self._rows("night_before", run_date=run_date)
+        return rows[0] if rows else None
+
+    def night_notifications(self, run_date: date) -> list[dict[str, Any]]:
+        """The notifications claimed for a night, by event."""
+        return self._rows("night_notifications", run_date=run_date)
+
     # -- audit ----------------------------------------------------------------------
 
     def start_invocation(self, command: str, args: str, run_date: date | None) -> int:
