@@ -43,6 +43,7 @@ bench: $(STAMP)  ## figures against raw baselines (not part of the tests; takes 
 	$(BIN)/python bench/drill.py
 	$(BIN)/python bench/restore.py
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/history.py
 
 faults: $(STAMP)  ## the fault-injection suite: ROUNDS randomized nights under faults
 	$(BIN)/python bench/faults.py --rounds $(ROUNDS)

@@ -28,6 +28,11 @@ def record_calls(client: Any) -> Any:
     def on_call(params: dict[str, Any], model: Any, **_: Any) -> None:
         line = {"service": service, "operation": model.name}
         line.update({k: str(params[k]) for k in RESOURCE_PARAMS if params.get(k) is not None})
+        if isinstance(params.get("Delete"), dict):  # DeleteObjects: the keys it names
+            objects = params["Delete"].get("Objects", [])
+            line["Objects"] = json.dumps(
+                [{k: o[k] for k in ("Key", "VersionId") if k in o} for o in objects]
+            )
         # One write of one line in append mode: lines of threads and processes
         # that share the file never interleave.
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

@@ -10,7 +10,7 @@ from typing import Any
 
 from backupctl.ledger import Ledger
 from backupctl.redact import redact_text
-from backupctl.storage import Storages
+from backupctl.storage import Storage, Storages
 from backupctl.storage.object_lock import ObjectLock
 
 log = logging.getLogger(__name__)
@@ -79,14 +79,19 @@ class PruneReport:
     protected: dict[str, str] = field(default_factory=dict)  # app id -> why it was kept whole
 
 
+# Rows marked pruned (one statement) and artifacts deleted (one request per storage,
+# where it takes many: S3 DeleteObjects takes up to 1,000 keys) at a time.
+BATCH = 1000
+
+
 def prune(
     ledger: Ledger, storages: Storages, policy: Mapping[str, int], *, dry_run: bool
 ) -> PruneReport:
     """Delete the artifacts of nightly backups the policy doesn't keep, app by app.
 
-    A row turns `pruned` (compare-and-set on `succeeded`) before its artifact is
-    deleted: a crash in between leaves a stray file, never a row that points at
-    nothing. Ad-hoc backups are not touched, nor any backup of an app that
+    Rows turn `pruned` (compare-and-set on `succeeded`) BATCH at a time, before their
+    artifacts are deleted: a crash in between leaves stray files, never a row that
+    points at nothing. Ad-hoc backups are not touched, nor any backup of an app that
     `protected_apps` names. An artifact under an S3 Object Lock keeps its row (in
     `report.locked`) until a prune after the lock ends.
     """
@@ -113,8 +118,9 @@ def prune(
             if _still_locked(storages, row, report):
                 continue
             report.pruned.append(row)
-            if not dry_run:
-                _prune_one(ledger, storages, row, report)
+    if not dry_run:
+        for start in range(0, len(report.pruned), BATCH):
+            _prune_batch(ledger, storages, report.pruned[start : start + BATCH], report)
     return report
 
 
@@ -131,18 +137,35 @@ def _still_locked(storages: Storages, row: Mapping[str, Any], report: PruneRepor
     return lock is not None
 
 
-def _prune_one(
-    ledger: Ledger, storages: Storages, row: Mapping[str, Any], report: PruneReport
+def _prune_batch(
+    ledger: Ledger, storages: Storages, rows: Sequence[Mapping[str, Any]], report: PruneReport
 ) -> None:
-    if not ledger.mark_pruned(int(row["id"])):
-        return  # pruned (or changed) by another process meanwhile
-    try:
-        storage, key = storages.for_uri(str(row["artifact_uri"]))
-        storage.delete(key)
-    except Exception as exc:  # the row says pruned; the file stays until removed by hand
-        message = f"{row['artifact_uri']}: {redact_text(str(exc))}"
-        log.warning("app %s backup %s: could not delete %s", row["app_id"], row["id"], message)
-        report.errors.append(message)
+    """Mark the rows pruned in one statement, then delete their artifacts, one request
+    per storage where it can take many."""
+    # The rows another process pruned (or changed) meanwhile are left to it.
+    marked = ledger.mark_pruned(int(row["id"]) for row in rows)
+    by_storage: dict[int, tuple[Storage, list[tuple[Mapping[str, Any], str]]]] = {}
+    for row in rows:
+        if int(row["id"]) not in marked:
+            continue
+        try:
+            storage, key = storages.for_uri(str(row["artifact_uri"]))
+        except Exception as exc:
+            _not_deleted(row, redact_text(str(exc)), report)
+            continue
+        by_storage.setdefault(id(storage), (storage, []))[1].append((row, key))
+    for storage, items in by_storage.values():
+        # The rows say pruned; a file that stays is removed by hand (or by prune's sweep).
+        failed = storage.delete_many([key for _, key in items])
+        for row, key in items:
+            if key in failed:
+                _not_deleted(row, redact_text(failed[key]), report)
+
+
+def _not_deleted(row: Mapping[str, Any], why: str, report: PruneReport) -> None:
+    message = f"{row['artifact_uri']}: {why}"
+    log.warning("app %s backup %s: could not delete %s", row["app_id"], row["id"], message)
+    report.errors.append(message)
 
 
 def check_policy(policy: Mapping[str, int]) -> str | None:

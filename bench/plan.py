@@ -162,8 +162,8 @@ def table(schema: str, name: str) -> sql.Composed:
 
 def truncate(admin: Conn, schema: str) -> None:
     admin.execute(
-        sql.SQL("TRUNCATE {}, {} RESTART IDENTITY").format(
-            table(schema, "backups"), table(schema, "nightly_runs")
+        sql.SQL("TRUNCATE {}, {}, {} RESTART IDENTITY").format(
+            table(schema, "backups"), table(schema, "nightly_runs"), table(schema, "drills")
         )
     )
 

@@ -302,10 +302,14 @@ def prune(ctx: click.Context, dry_run: bool, older_than: float, as_json: bool) -
     else:
         for app_id, reason in sorted(report.protected.items()):
             click.echo(f"kept every backup of {app_id}: {reason}")
-        for row in report.pruned:
+        # A year of history is millions of lines: written a thousand at a time.
+        for start in range(0, len(report.pruned), 1000):
             click.echo(
-                f"{verb} {row['app_id']} {row['run_date']} (b{row['id']}, "
-                f"{human_size(row['size_bytes'])})"
+                "\n".join(
+                    f"{verb} {row['app_id']} {row['run_date']} (b{row['id']}, "
+                    f"{human_size(row['size_bytes'])})"
+                    for row in report.pruned[start : start + 1000]
+                )
             )
         for row, lock in report.locked:  # expected: retention ends before the lock does
             click.echo(f"kept {row['app_id']} {row['run_date']} (b{row['id']}): {lock.describe()}")

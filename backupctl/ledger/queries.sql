@@ -71,6 +71,10 @@ SELECT app_id, %(run_date)s, 'nightly', 'pending'
 FROM unnest(%(app_ids)s::text[]) AS app_id
 ON CONFLICT (app_id, run_date) WHERE trigger = 'nightly' DO NOTHING;
 
+-- name: backups_rows_known
+-- How many rows the planner's statistics of backups know of (-1: never analyzed).
+SELECT reltuples::bigint AS n FROM pg_class WHERE oid = 'backups'::regclass;
+
 -- name: reap_expired
 -- Rows whose process died on their last attempt: nobody may take them over.
 UPDATE backups
@@ -283,10 +287,14 @@ WHERE n.run_date = %(run_date)s
       IS DISTINCT FROM (v.status, v.planned, v.succeeded, v.failed, v.skipped);
 
 -- name: night_has_open_rows
--- Cheap (backups_open_by_night): is anything of the night still pending or running?
+-- Cheap (backups_fresh, backups_running): is anything of the night still pending or
+-- running?
 SELECT EXISTS (SELECT 1 FROM backups
                WHERE run_date = %(run_date)s AND trigger = 'nightly'
-                 AND status IN ('pending', 'enqueued', 'running')) AS open;
+                 AND status IN ('pending', 'enqueued'))
+    OR EXISTS (SELECT 1 FROM backups
+               WHERE run_date = %(run_date)s AND trigger = 'nightly'
+                 AND status = 'running') AS open;
 
 -- name: night_backups
 SELECT id, app_id, run_date, trigger, status, attempts, extra_attempts, lease_owner,
@@ -382,22 +390,25 @@ VALUES (%(app_id)s, %(run_date)s, 'adhoc', 'running', 1, %(owner)s,
 RETURNING id, app_id, run_date, attempts, trigger, %(lease)s::float8 AS lease_left;
 
 -- name: list_nights
+-- The counts come from night_counts (kept by triggers on backups): a few rows per
+-- night, not every backup of it.
 SELECT n.run_date, n.status, n.started_at, n.finished_at,
        extract(epoch FROM n.finished_at - n.started_at) AS duration_s,
-       count(b.id) AS planned,
-       count(b.id) FILTER (WHERE b.status = 'succeeded') AS succeeded,
-       count(b.id) FILTER (WHERE b.status = 'failed') AS failed,
-       count(b.id) FILTER (WHERE b.status IN ('pending', 'enqueued')) AS waiting,
-       count(b.id) FILTER (WHERE b.status = 'running') AS running,
-       count(b.id) FILTER (WHERE b.status = 'pruned') AS pruned,
-       count(b.id) FILTER (WHERE b.status = 'skipped') AS skipped,
-       count(b.id) FILTER (WHERE b.status = 'succeeded' AND b.warning IS NOT NULL) AS warnings,
-       coalesce(sum(b.size_bytes) FILTER (WHERE b.status = 'succeeded'), 0) AS bytes,
+       coalesce(sum(c.backups), 0)::bigint AS planned,
+       coalesce(sum(c.backups) FILTER (WHERE c.status = 'succeeded'), 0)::bigint AS succeeded,
+       coalesce(sum(c.backups) FILTER (WHERE c.status = 'failed'), 0)::bigint AS failed,
+       coalesce(sum(c.backups) FILTER (WHERE c.status IN ('pending', 'enqueued')), 0)::bigint
+           AS waiting,
+       coalesce(sum(c.backups) FILTER (WHERE c.status = 'running'), 0)::bigint AS running,
+       coalesce(sum(c.backups) FILTER (WHERE c.status = 'pruned'), 0)::bigint AS pruned,
+       coalesce(sum(c.backups) FILTER (WHERE c.status = 'skipped'), 0)::bigint AS skipped,
+       coalesce(sum(c.warnings) FILTER (WHERE c.status = 'succeeded'), 0)::bigint AS warnings,
+       coalesce(sum(c.bytes) FILTER (WHERE c.status = 'succeeded'), 0)::bigint AS bytes,
        (SELECT count(*) FROM drills AS d WHERE d.run_date = n.run_date) AS drills,
        (SELECT count(*) FROM drills AS d
         WHERE d.run_date = n.run_date AND d.status = 'failed') AS drills_failed
 FROM (SELECT * FROM nightly_runs ORDER BY run_date DESC LIMIT %(last)s) AS n
-LEFT JOIN backups AS b ON b.run_date = n.run_date AND b.trigger = 'nightly'
+LEFT JOIN night_counts AS c ON c.run_date = n.run_date
 GROUP BY n.run_date, n.status, n.started_at, n.finished_at
 ORDER BY n.run_date DESC;
 
@@ -415,12 +426,18 @@ WHERE run_date = %(run_date)s AND trigger = 'nightly' AND status = 'failed'
 RETURNING id, app_id;
 
 -- name: last_successes
--- Per app, its latest succeeded backup of either trigger.
-SELECT DISTINCT ON (app_id) app_id, finished_at, trigger, run_date, size_bytes,
-       extract(epoch FROM finished_at - started_at) AS duration_s
-FROM backups
-WHERE status = 'succeeded' AND app_id = ANY(%(app_ids)s)
-ORDER BY app_id, finished_at DESC;
+-- Per app, its latest succeeded backup of either trigger: one probe of
+-- backups_last_success per app, however many successes its history holds.
+SELECT a.app_id, l.finished_at, l.trigger, l.run_date, l.size_bytes, l.duration_s
+FROM (SELECT DISTINCT unnest(%(app_ids)s::text[]) AS app_id) AS a
+JOIN LATERAL (
+    SELECT finished_at, trigger, run_date, size_bytes,
+           extract(epoch FROM finished_at - started_at) AS duration_s
+    FROM backups
+    WHERE status = 'succeeded' AND app_id = a.app_id
+    ORDER BY finished_at DESC
+    LIMIT 1
+) AS l ON true;
 
 -- name: succeeded_backups
 -- Succeeded backups to verify: one night's (or every night's), optionally one app's.
@@ -433,15 +450,17 @@ ORDER BY run_date DESC, app_id, id;
 
 -- name: nightly_succeeded_by_app
 -- Every app's succeeded nightly backups, newest night first: what retention looks at.
-SELECT id, app_id, run_date, trigger, status, artifact_uri, size_bytes, sha256, warning
+-- (Only what prune uses: a year of history is millions of rows.)
+SELECT id, app_id, run_date, artifact_uri, size_bytes, warning
 FROM backups
 WHERE trigger = 'nightly' AND status = 'succeeded'
 ORDER BY app_id, run_date DESC;
 
 -- name: mark_pruned
--- 'pruned' too: run again after a lost answer, its artifact is still deleted.
+-- A batch of rows at once. 'pruned' too: run again after a lost answer, their
+-- artifacts are still deleted.
 UPDATE backups SET status = 'pruned'
-WHERE id = %(id)s AND status IN ('succeeded', 'pruned')
+WHERE id = ANY(%(ids)s) AND status IN ('succeeded', 'pruned')
 RETURNING id;
 
 -- name: reap_adhoc

@@ -7,7 +7,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -22,8 +22,10 @@ from backupctl.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
-# A plan that adds this many rows refreshes the table's statistics at once.
+# A plan that adds this many rows refreshes the table's statistics at once, while
+# they are of a ledger under ANALYZE_SHARE times as large.
 ANALYZE_AFTER = 10_000
+ANALYZE_SHARE = 10
 
 # Taken (per transaction) while migrating, so concurrent first runs don't race.
 MIGRATION_LOCK = 0x6261636B7570  # "backup"
@@ -147,11 +149,19 @@ class Ledger:
                 return added, self._skip_removed(cur, run_date, app_ids)
 
         added, skipped = self._connector.run(work)
-        if added >= ANALYZE_AFTER:
+        if added >= ANALYZE_AFTER and self._statistics_behind(added):
             # Until autovacuum gets to it the planner believes the night is empty and
             # picks plans that re-read the whole night for each batch.
             self._connector.run(lambda conn: conn.execute("ANALYZE backups"))
         return skipped
+
+    def _statistics_behind(self, added: int) -> bool:
+        """Whether `added` rows are news to the planner: a young ledger's statistics
+        know too few nights to expect a new one as large as the last. With a history
+        they do (rows per night, from the nights they know), and ANALYZE, which
+        samples the whole table, would cost more than the plan itself."""
+        known = int(self._rows("backups_rows_known")[0]["n"])
+        return known < 0 or added * ANALYZE_SHARE >= known
 
     def skip_removed(self, run_date: date, app_ids: Sequence[str]) -> list[Claim]:
         """Skip the night's unfinished rows of apps not in `app_ids` (a retry's view of
@@ -315,9 +325,11 @@ class Ledger:
         """id -> app_id, status and artifact_uri, for the rows that exist."""
         return {row["id"]: row for row in self._rows("backups_by_ids", ids=sorted(set(ids)))}
 
-    def mark_pruned(self, backup_id: int) -> bool:
-        """succeeded -> pruned, once its artifact is deleted."""
-        return bool(self._rows("mark_pruned", id=backup_id))
+    def mark_pruned(self, backup_ids: Iterable[int]) -> set[int]:
+        """succeeded -> pruned, in one statement, before their artifacts are deleted;
+        return the ids now pruned (those another process changed meanwhile are not)."""
+        rows = self._rows("mark_pruned", ids=sorted(set(backup_ids)))
+        return {int(row["id"]) for row in rows}
 
     # -- claims and leases --------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,6 +46,7 @@ class LocalStorage:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._prefix: str | None = None
 
     @classmethod
     def from_url(cls, url: str) -> LocalStorage:
@@ -113,8 +114,25 @@ class LocalStorage:
         return (self.root / key).as_uri()
 
     def key_for(self, uri: str) -> str:
+        # A URI as uri() writes it is the root's URI and the key: sliced, not parsed
+        # (prune asks for every backup). One with escapes, a query or fragment, empty
+        # or dot segments (a temporary file's too) is parsed.
+        prefix = self._uri_prefix
+        if uri.startswith(prefix):
+            key = uri[len(prefix) :]
+            if not (
+                "%" in key or "?" in key or "#" in key or "//" in key or "/." in key
+            ) and not key.startswith("."):
+                return key
         path = Path(unquote(urlsplit(uri).path))
         return path.relative_to(self.root).as_posix()
+
+    @property
+    def _uri_prefix(self) -> str:
+        if self._prefix is None:
+            root = self.root.as_uri()
+            self._prefix = root if root.endswith("/") else root + "/"
+        return self._prefix
 
     def keys(self, prefix: str) -> Iterator[str]:
         folder, _, start = prefix.rpartition("/")
@@ -137,6 +155,26 @@ class LocalStorage:
         except FileNotFoundError:
             return
         _fsync_dir(path.parent)
+
+    def delete_many(self, keys: Sequence[str]) -> dict[str, str]:
+        failed: dict[str, str] = {}
+        folders: dict[Path, list[str]] = {}
+        for key in keys:
+            try:
+                path = self._path(key)
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError) as exc:
+                failed[key] = str(exc)
+                continue
+            folders.setdefault(path.parent, []).append(key)
+        for folder, removed in sorted(folders.items()):  # once per folder, not per file
+            try:
+                _fsync_dir(folder)
+            except OSError as exc:
+                failed.update((key, str(exc)) for key in removed)
+        return failed
 
     def discard_attempts(self, prefix: str, keep: str | None) -> list[str]:
         removed = [key for key in list(self.keys(prefix)) if key != keep]

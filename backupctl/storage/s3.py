@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 PART_SIZE = 8 * 1024 * 1024  # S3's minimum is 5 MiB; parts grow so 10,000 reach ~440 GB
 PARTS_IN_FLIGHT = 4  # memory stays under PART_SIZE * (PARTS_IN_FLIGHT + 1)
+DELETE_BATCH = 1000  # the most keys one DeleteObjects request takes
 
 
 @dataclass(frozen=True)
@@ -303,6 +304,9 @@ class S3Storage:
         return f"s3://{self.bucket}/{self._key(key)}"
 
     def key_for(self, uri: str) -> str:
+        start = f"s3://{self.bucket}/"
+        if uri.startswith(start) and "?" not in uri and "#" not in uri:
+            return self._relative(uri[len(start) :].lstrip("/"))  # urlsplit's answer, sliced
         parts = urlsplit(uri)
         return self._relative(parts.path.lstrip("/"))
 
@@ -345,6 +349,35 @@ class S3Storage:
             raise ObjectLocked(self.uri(key), lock)
         version = {"VersionId": head["VersionId"]} if head.get("VersionId") else {}
         self.client.delete_object(Bucket=self.bucket, Key=full, **version)
+
+    def delete_many(self, keys: Sequence[str]) -> dict[str, str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        failed: dict[str, str] = {}
+        if self.options.object_lock:
+            # Each version is looked at and deleted by its id (see delete).
+            for key in keys:
+                try:
+                    self.delete(key)
+                except (ObjectLocked, BotoCoreError, ClientError) as exc:
+                    failed[key] = str(exc)
+            return failed
+        for start in range(0, len(keys), DELETE_BATCH):
+            chunk = keys[start : start + DELETE_BATCH]
+            by_full = {self._key(key): key for key in chunk}
+            try:
+                answer = self.client.delete_objects(
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": full} for full in by_full], "Quiet": True},
+                )
+            except (BotoCoreError, ClientError) as exc:
+                failed.update((key, f"storage {self.uri(key)}: {exc}") for key in chunk)
+                continue
+            # Quiet: the answer lists only the keys that could not be deleted.
+            for error in answer.get("Errors", []):
+                key = by_full.get(str(error.get("Key")), str(error.get("Key")))
+                failed[key] = f"{error.get('Code')}: {error.get('Message')}"
+        return failed
 
     def discard_attempts(self, prefix: str, keep: str | None) -> list[str]:
         removed = []

@@ -108,6 +108,15 @@ def needs(call: Call, region: str) -> list[Need]:
             if call.operation == "ListMultipartUploads":
                 context = ()  # S3 has no prefix condition for this listing
             return [Need(_S3_BUCKET[call.operation], f"arn:aws:s3:::{p['Bucket']}", context)]
+        if call.operation == "DeleteObjects":
+            # As a DeleteObject (or DeleteObjectVersion) of each key it names.
+            return [
+                Need(
+                    _S3_VERSIONED["s3:DeleteObject"] if "VersionId" in o else "s3:DeleteObject",
+                    f"arn:aws:s3:::{p['Bucket']}/{o['Key']}",
+                )
+                for o in json.loads(p["Objects"])
+            ]
         if call.operation in _S3_OBJECT:
             resource = f"arn:aws:s3:::{p['Bucket']}/{p['Key']}"
             actions = list(_S3_OBJECT[call.operation])

@@ -58,6 +58,7 @@ EXPECTED = {
     "ListObjectsV2",
     "ListMultipartUploads",
     "DeleteObject",
+    "DeleteObjects",
     "PutObjectRetention",
     "GetObjectLockConfiguration",
     "SendMessageBatch",

@@ -153,3 +153,19 @@ def test_without_object_lock_settings_nothing_is_locked(locked_s3: S3) -> None:
     # marker, for the bucket's lifecycle rules (a noncurrent-version safety net).
     kept, markers = versions(locked_s3)
     assert len(kept) == 1 and len(markers) == 1
+
+
+def test_delete_many_removes_unlocked_versions_and_names_the_locked_ones(locked_s3: S3) -> None:
+    plain = S3Storage.from_url(f"s3://{locked_s3.bucket}/nightly", S3Options())
+    other = "wiki/2026-11-28/wiki-2026-11-28-b2-a1.out.zst"
+    with locked_storage(locked_s3).open_write(KEY) as upload:
+        upload.write(b"locked")
+    with plain.open_write(other) as upload:
+        upload.write(b"not locked")
+
+    failed = locked_storage(locked_s3).delete_many([KEY, other])
+
+    assert list(failed) == [KEY]
+    assert "locked" in failed[KEY]
+    # The unlocked version itself is gone (no delete marker), the locked one stays.
+    assert versions(locked_s3) == ([f"nightly/{KEY}"], [])

@@ -239,3 +239,39 @@ def test_a_failing_upload_part_raises_backup_failed_and_leaves_nothing(
     assert min(failed_parts) == 2, fault_proxy.failed
     assert s3.keys() == []
     assert s3.open_uploads() == []
+
+
+def test_delete_many_removes_the_keys_in_requests_of_a_thousand(
+    s3: S3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import backupctl.storage.s3 as s3_module
+
+    monkeypatch.setattr(s3_module, "DELETE_BATCH", 2)  # three requests for five keys
+    storage = storage_for(s3)
+    keys = [f"shop/2026-11-2{d}/shop-2026-11-2{d}-b{d}-a1.out.zst" for d in range(4)]
+    for key in [*keys, KEY]:
+        with storage.open_write(key) as upload:
+            upload.write(b"x")
+    calls: list[int] = []
+    real = storage.client.delete_objects
+
+    def counted(**kwargs: Any) -> Any:
+        calls.append(len(kwargs["Delete"]["Objects"]))
+        return real(**kwargs)
+
+    monkeypatch.setattr(storage.client, "delete_objects", counted)
+
+    failed = storage.delete_many([*keys, "shop/2026-11-29/never-written.out.zst"])
+
+    assert failed == {}
+    assert calls == [2, 2, 1]
+    assert s3.keys() == [f"nightly/{KEY}"]
+
+
+def test_delete_many_names_every_key_of_a_request_that_failed(s3: S3) -> None:
+    storage = S3Storage.from_url(f"s3://{s3.bucket}-no-such-bucket/nightly")
+
+    failed = storage.delete_many([KEY])
+
+    assert list(failed) == [KEY]
+    assert "NoSuchBucket" in failed[KEY] and f"s3://{s3.bucket}-no-such-bucket" in failed[KEY]

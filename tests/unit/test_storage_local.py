@@ -273,3 +273,45 @@ def test_open_write_into_an_existing_folder_keeps_its_mode(tmp_path: Path) -> No
 
     assert mode(tmp_path / "shop") == 0o755
     assert mode(tmp_path / "shop" / "x") == 0o600
+
+
+def test_delete_many_removes_the_files_and_a_missing_one_is_no_error(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    keys = [f"shop/2026-01-0{d}/shop-2026-01-0{d}-b{d}-a1.out.zst" for d in (1, 2, 3)]
+    for key in keys:
+        with storage.open_write(key) as upload:
+            upload.write(b"x")
+    keep = "wiki/2026-01-01/wiki-2026-01-01-b9-a1.out.zst"
+    with storage.open_write(keep) as upload:
+        upload.write(b"y")
+
+    failed = storage.delete_many([*keys, "shop/2026-01-09/never-written.out.zst"])
+
+    assert failed == {}
+    assert files_under(tmp_path) == [keep]
+
+
+def test_delete_many_says_which_keys_it_could_not_remove(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "store")
+    ok = "shop/2026-01-01/shop-2026-01-01-b1-a1.out.zst"
+    with storage.open_write(ok) as upload:
+        upload.write(b"x")
+
+    failed = storage.delete_many([ok, "../outside.zst"])
+
+    assert list(failed) == ["../outside.zst"]
+    assert "leaves the storage folder" in failed["../outside.zst"]
+    assert files_under(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "key",
+    [KEY, "shop/adhoc/.shop-x.out.zst.1f2e.tmp", "a b/100%.zst", "a/../b.zst", "a//b.zst"],
+)
+@pytest.mark.parametrize("root", ["/", "/var/backups/backupctl"])
+def test_key_for_gives_back_the_key_a_uri_was_made_of(key: str, root: str) -> None:
+    storage = LocalStorage(Path(root))
+    expected = Path(key).as_posix() if ".." not in key else key  # Path folds "//"
+
+    assert storage.key_for(storage.uri(key)) == expected
+    assert storage.key_for(f"file://localhost{root.rstrip('/')}/{KEY}") == KEY
