@@ -170,6 +170,12 @@ def night_events(
     status = str(night_row["status"])
     if status == "running" and not window_closed:
         return []  # still going: whoever ends it tells
+    if status == "running" and any(
+        r["status"] == "running" and r.get("lease_expired") is False for r in rows
+    ):
+        # A backup that started in the window may run past it: its holder is alive, so
+        # whoever ends the night tells; if the holder dies, its lease runs out first.
+        return []
     events = []
     not_done = [r for r in rows if r["status"] == "failed" or r["status"] in _OPEN]
     if status != "complete" and (not_done or status == "incomplete"):

@@ -8,7 +8,7 @@ import click
 
 from backupctl.cli import cli
 from backupctl.cli.common import settings_from, terse
-from backupctl.errors import UsageError
+from backupctl.errors import BackupctlError, UsageError
 
 # The nights a page shows by default, and the drills it lists at most.
 LAST = 30
@@ -72,8 +72,8 @@ def report(ctx: click.Context, html_file: Path, last: int, pattern: str | None) 
         raise UsageError(no_match("report", pattern, ledger, grid))
     try:
         size = write_report(html_file, grid, datetime.now(UTC), pattern)
-    except OSError as exc:
-        raise UsageError(f"report: can't write {html_file}: {exc.strerror or exc}") from None
+    except OSError as exc:  # a full disk, an I/O error: a failure, not a usage error
+        raise BackupctlError(f"report: can't write {html_file}: {exc.strerror or exc}") from None
     if not terse(ctx):  # a cron line that did its work prints nothing
         click.echo(
             f"wrote {html_file}: {len(grid.apps)} apps, {len(grid.nights)} nights, {size} bytes"

@@ -356,12 +356,7 @@ class S3Storage:
         failed: dict[str, str] = {}
         if self.options.object_lock:
             # Each version is looked at and deleted by its id (see delete).
-            for key in keys:
-                try:
-                    self.delete(key)
-                except (ObjectLocked, BotoCoreError, ClientError) as exc:
-                    failed[key] = str(exc)
-            return failed
+            return self._delete_each(keys)
         for start in range(0, len(keys), DELETE_BATCH):
             chunk = keys[start : start + DELETE_BATCH]
             by_full = {self._key(key): key for key in chunk}
@@ -370,13 +365,33 @@ class S3Storage:
                     Bucket=self.bucket,
                     Delete={"Objects": [{"Key": full} for full in by_full], "Quiet": True},
                 )
-            except (BotoCoreError, ClientError) as exc:
+            except ClientError:
+                # A store that refuses DeleteObjects itself (some S3-compatible ones
+                # reject its checksum header): one DeleteObject a key, as before.
+                failed.update(self._delete_each(chunk))
+                continue
+            except BotoCoreError as exc:
                 failed.update((key, f"storage {self.uri(key)}: {exc}") for key in chunk)
                 continue
             # Quiet: the answer lists only the keys that could not be deleted.
             for error in answer.get("Errors", []):
                 key = by_full.get(str(error.get("Key")), str(error.get("Key")))
                 failed[key] = f"{error.get('Code')}: {error.get('Message')}"
+        return failed
+
+    def _delete_each(self, keys: Sequence[str]) -> dict[str, str]:
+        """Delete key by key; {key: why} for those that stay. One object's trouble,
+        whatever it is, never stops the rest of a prune."""
+        failed: dict[str, str] = {}
+        for key in keys:
+            try:
+                self.delete(key)
+            except Exception as exc:
+                failed[key] = (
+                    str(exc)
+                    if isinstance(exc, ObjectLocked)
+                    else (f"storage {self.uri(key)}: {exc}")
+                )
         return failed
 
     def discard_attempts(self, prefix: str, keep: str | None) -> list[str]:

@@ -238,3 +238,9 @@ def test_a_ledger_made_before_0011_gets_counts_that_match_its_rows(database_url:
         assert_counts_match(led)
     finally:
         led.close()
+
+
+def test_backups_keeps_a_fifth_of_each_new_page_for_its_rows_updates(ledger: Ledger) -> None:
+    # 0012: a night's updates stay on their rows' pages (bench/history.py's claim).
+    [row] = sql(ledger, "SELECT reloptions FROM pg_class WHERE oid = 'backups'::regclass")
+    assert "fillfactor=80" in row["reloptions"]

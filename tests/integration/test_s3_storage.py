@@ -275,3 +275,26 @@ def test_delete_many_names_every_key_of_a_request_that_failed(s3: S3) -> None:
 
     assert list(failed) == [KEY]
     assert "NoSuchBucket" in failed[KEY] and f"s3://{s3.bucket}-no-such-bucket" in failed[KEY]
+
+
+def test_delete_many_falls_back_to_one_delete_a_key_where_delete_objects_is_refused(
+    s3: S3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Some S3-compatible stores refuse DeleteObjects (its checksum header); moto does
+    # not, so the refusal is the one part made up here.
+    from botocore.exceptions import ClientError
+
+    storage = storage_for(s3)
+    keys = [f"shop/2026-11-2{d}/shop-2026-11-2{d}-b{d}-a1.out.zst" for d in range(3)]
+    for key in [*keys, KEY]:
+        with storage.open_write(key) as upload:
+            upload.write(b"x")
+
+    def refused(**kwargs: Any) -> Any:
+        error = {"Error": {"Code": "NotImplemented", "Message": "DeleteObjects"}}
+        raise ClientError(error, "DeleteObjects")
+
+    monkeypatch.setattr(storage.client, "delete_objects", refused)
+
+    assert storage.delete_many(keys) == {}
+    assert s3.keys() == [f"nightly/{KEY}"]

@@ -73,6 +73,14 @@ def test_a_running_night_tells_nothing_until_check_sees_it_past_its_window() -> 
     assert night_events(night_row("running"), rows, None, window_closed=True) == ["failure"]
 
 
+def test_a_backup_still_running_past_the_window_under_a_live_lease_is_no_failure_yet() -> None:
+    alive = [row("a", "succeeded"), row("b", "running", lease_expired=False)]
+    assert night_events(night_row("running"), alive, None, window_closed=True) == []
+    # Its holder died: once the lease has run out, check tells.
+    dead = [row("a", "succeeded"), row("b", "running", lease_expired=True)]
+    assert night_events(night_row("running"), dead, None, window_closed=True) == ["failure"]
+
+
 def test_a_night_without_a_run_is_missed_only_past_its_window() -> None:
     assert night_events(None, [], None, window_closed=False) == []
     assert night_events(None, [], None, window_closed=True) == ["missed"]

@@ -30,7 +30,11 @@
 -- and a deadlock with plan's two statements (it holds its counter rows while it waits
 -- for rows a claim holds). A night's counts are the sums over its slots.
 
-LOCK TABLE backups IN SHARE ROW EXCLUSIVE MODE;  -- no writer until this commits
+-- The strongest lock first: DROP INDEX needs ACCESS EXCLUSIVE, and upgrading a weaker
+-- lock to it deadlocks with a transaction that read backups and then writes (an
+-- enqueue: SELECT ... FOR UPDATE, send, UPDATE). Nothing reads or writes backups until
+-- this commits (tens of seconds on millions of rows).
+LOCK TABLE backups IN ACCESS EXCLUSIVE MODE;
 
 DROP INDEX backups_one_nightly;
 CREATE UNIQUE INDEX backups_one_nightly ON backups (run_date, app_id) WHERE trigger = 'nightly';
