@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -13,6 +13,9 @@ from backupctl.cli.render import emit_json, judged_json
 from backupctl.durations import format_duration
 from backupctl.errors import BackupctlError
 from backupctl.redact import redact_text
+
+# How far back check tells of nights recorded as missed (besides the latest closed one).
+MISSED_LOOKBACK = 7
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -63,6 +66,7 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
     Without --date, [monitoring] notify hears of the latest night whose window has
     closed, if it was missed, or failed or is not done and nobody told yet (each
     once, however often check runs); with a whole-day window, that is yesterday.
+    Nights a later run recorded as missed are told too, a week back.
 
     \b
     Example:
@@ -117,7 +121,16 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
                 if not window_open
                 else latest_closed_night(datetime.now(UTC), settings.run.window, settings.timezone)
             )
-            notify_night(settings, ledger, closed, window_closed=True)
+            # Nights a later run recorded as missed (the host was off for a few) are
+            # told too, each once; a week back at most.
+            earlier = [
+                n["run_date"]
+                for n in ledger.list_nights(MISSED_LOOKBACK + 1)
+                if n["status"] == "missed"
+                and closed - timedelta(days=MISSED_LOOKBACK) <= n["run_date"] < closed
+            ]
+            for told in [*sorted(earlier), closed]:
+                notify_night(settings, ledger, told, window_closed=True)
     except BackupctlError as exc:
         message = str(exc).replace("\n", "; ")
         if as_json:

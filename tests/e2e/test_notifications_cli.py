@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -170,6 +170,27 @@ def test_with_a_whole_day_window_check_tells_of_yesterday_missed_while_today_run
         f"backupctl: night {yesterday} was missed"
     ]
     assert told(setup) == [(yesterday, "missed", "sent", 1)]
+
+
+def test_check_tells_once_of_each_night_a_later_run_recorded_as_missed(
+    setup: Setup, server: NotifyServer
+) -> None:
+    quick_apps(setup)
+    window, night = closed_window()
+    env = {"BACKUPCTL_RUN_WINDOW": window}
+    latest = date.fromisoformat(night)
+    first = latest - timedelta(days=4)
+    for ran in (first, latest):  # the host was off for the three nights between
+        assert setup.cli("run-nightly", "--date", ran.isoformat(), **env).returncode == 0
+    for _ in range(2):
+        setup.cli("check", **env)
+
+    gap = [(latest - timedelta(days=d)).isoformat() for d in (3, 2, 1)]
+    assert told(setup) == sorted(
+        [*((d, "missed", "sent", 1) for d in gap), (night, "recovered", "sent", 1)]
+    )
+    missed = [p["title"] for p in server.posts if "was missed" in p["title"]]
+    assert [t.split(" (")[0] for t in missed] == [f"backupctl: night {d} was missed" for d in gap]
 
 
 def test_check_tells_of_a_failed_night_nobody_told(setup: Setup, server: NotifyServer) -> None:
