@@ -293,10 +293,16 @@ def _work_folder(folder: Path) -> Path:
     # Its parent must be ours (or root's) and writable by no one else, or sticky as
     # /tmp is: else someone could rename the folder being filled and put a link there.
     sticky = bool(st.st_mode & stat.S_ISVTX)
-    if st.st_uid not in (0, os.geteuid()) or (st.st_mode & 0o022 and not sticky):
+    hint = "restore into a folder whose parent is yours (or root's) and only you can write"
+    if st.st_uid not in (0, os.geteuid()):
+        raise UsageError(
+            f"{where} belongs to another user (uid {st.st_uid}), who could swap the folder "
+            f"being restored for a link: {hint}"
+        )
+    if st.st_mode & 0o022 and not sticky:
         raise UsageError(
             f"{where} can be written by others, who could swap the folder being restored "
-            "for a link: restore into a folder whose parent only you (or root) can write"
+            f"for a link: {hint}"
         )
     try:
         return Path(tempfile.mkdtemp(prefix=name, dir=where))
