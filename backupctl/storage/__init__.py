@@ -119,6 +119,12 @@ class Storages:
         self._open: dict[str, Storage] = {}
         self._lock = threading.Lock()
 
+    @property
+    def may_lock(self) -> bool:
+        """Whether any artifact here can be under an Object Lock backupctl asks about
+        (only S3 with [s3] object_lock: files never are, nor S3 without it)."""
+        return bool(self._s3 is not None and self._s3.object_lock)
+
     def all_of(self, urls: Iterator[str | None] | list[str | None]) -> dict[str, Storage]:
         """The default storage and those of `urls` (apps' own), by URL."""
         wanted = {self.default_url, *(url for url in urls if url)}
