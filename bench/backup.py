@@ -69,7 +69,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -77,19 +76,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import psycopg
 import pyrage
 
 from backupctl.kinds.postgres import libpq_env, pg_dump_argv, split_password
-from backupctl.redact import redact_url
 
 if not __package__:  # run as `python bench/backup.py`: put the repo root on sys.path for bench.*
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.backupctl_cli import Backupctl, clean_env, file_path, past_nights
-from bench.benchdb import database_size, generate, scratch_database
-from bench.measure import GB, MB, PeakSampler, kill, reap, rss_text, run_against_zstd
-from bench.servers import database_url, moto_server
+from bench.benchdb import scratch_database
+from bench.harness import description, generated, run_against_zstd, size_args, start
+from bench.measure import GB, MB, PeakSampler, kill, peak_rss, reap, run_piped, throughput_text
+from bench.servers import moto_server
 
 ZSTD_LEVEL = 3
 
@@ -138,24 +136,17 @@ def raw_pipeline(pg_dump: str, zstd: str, source_dsn: str, out_dir: Path) -> Cal
     def run(tag: str) -> Run:
         out = out_dir / f"raw-{tag}.pgdump.zst"
         started = time.perf_counter()
-        dump = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env)
-        try:
-            assert dump.stdout is not None
-            compress = subprocess.Popen(
-                [zstd, f"-{ZSTD_LEVEL}", "-q", "-f", "-o", str(out)], stdin=dump.stdout
-            )
-        except BaseException:
-            kill(dump)
-            raise
-        dump.stdout.close()
-        try:
-            with PeakSampler({dump.pid: "pg_dump", compress.pid: "zstd"}) as sampler:
-                dump_code, dump_cpu = reap(dump)
-                zstd_code, zstd_cpu = reap(compress)
-            seconds = time.perf_counter() - started
-        finally:
-            kill(dump)
-            kill(compress)
+        piped = run_piped(
+            started,
+            lambda: subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=env
+            ),
+            lambda dumped: subprocess.Popen(
+                [zstd, f"-{ZSTD_LEVEL}", "-q", "-f", "-o", str(out)], stdin=dumped
+            ),
+            ("pg_dump", "zstd"),
+        )
+        dump_code, zstd_code = piped.codes
         if dump_code != 0 or zstd_code != 0:
             raise RuntimeError(f"raw pipeline failed: pg_dump exit {dump_code}, zstd {zstd_code}")
         fd = os.open(out, os.O_RDONLY)
@@ -166,10 +157,10 @@ def raw_pipeline(pg_dump: str, zstd: str, source_dsn: str, out_dir: Path) -> Cal
         finally:
             os.close(fd)
         return Run(
-            seconds,
-            {name: sampler.peaks_mb().get(name, 0.0) for name in ("pg_dump", "zstd")},
+            piped.seconds,
+            piped.rss,
             out.stat().st_size,
-            dump_cpu + zstd_cpu,
+            piped.cpu_seconds,
             fsync_seconds=fsync_seconds,
         )
 
@@ -236,24 +227,12 @@ def decompressed_size(zstd: str, path: Path) -> int:
 # -- reporting --------------------------------------------------------------------------------
 
 
-def peak_rss(runs: Sequence[Run]) -> dict[str, float]:
-    peaks: dict[str, float] = {}
-    for run in runs:
-        for name, mb in run.rss.items():
-            peaks[name] = max(peaks.get(name, 0.0), mb)
-    return peaks
-
-
 def median_seconds(runs: Sequence[Run]) -> float:
     return statistics.median(run.seconds for run in runs)
 
 
 def variant_line(label: str, db_bytes: int, runs: Sequence[Run]) -> str:
-    seconds = median_seconds(runs)
-    line = (
-        f"{label:<14}{db_bytes / GB:.2f} GB in {seconds:.2f}s = {db_bytes / MB / seconds:.1f} MB/s"
-        f"  peak RSS {rss_text(peak_rss(runs))}"
-    )
+    line = throughput_text(label, 14, db_bytes, runs)
     notes = [
         f"CPU {statistics.median(r.cpu_seconds for r in runs):.2f}s",
     ]
@@ -295,50 +274,37 @@ def measure(variants: Sequence[Variant], repeat: int, tag: str) -> None:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--size-gb", type=float, default=None, help="database size in GB (1.0; 0.2 with --quick)"
+    def scale(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--scale",
+            type=float,
+            default=4.0,
+            help="repeat once at this multiple of the size, for peak RSS (4; 1 skips it)",
+        )
+
+    return size_args(
+        argparse.ArgumentParser(description=description(__doc__)),
+        argv,
+        repeat_help="runs per variant at the base size (3; 1 quick)",
+        quick_help="smoke run: 0.2 GB, one run each",
+        more=scale,
+        positive=["scale"],
     )
-    parser.add_argument(
-        "--scale",
-        type=float,
-        default=4.0,
-        help="repeat once at this multiple of the size, for peak RSS (4; 1 skips it)",
-    )
-    parser.add_argument(
-        "--repeat", type=int, default=None, help="runs per variant at the base size (3; 1 quick)"
-    )
-    parser.add_argument("--quick", action="store_true", help="smoke run: 0.2 GB, one run each")
-    args = parser.parse_args(argv)
-    if args.size_gb is None:
-        args.size_gb = 0.2 if args.quick else 1.0
-    if args.repeat is None:
-        args.repeat = 1 if args.quick else 3
-    if args.size_gb <= 0 or not 1 <= args.repeat <= 100 or args.scale <= 0:
-        parser.error("--size-gb and --scale must be positive, --repeat from 1 to 100")
-    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
     return run_against_zstd(
-        "bench/backup.py",
-        "pg_dump | zstd -3",
-        "pg_dump",
-        lambda stack, zstd, bin_dir: run(stack, args, zstd, bin_dir),
+        "bench/backup.py", "pg_dump | zstd -3", "pg_dump", parse_args(argv), run
     )
 
 
 def run(stack: contextlib.ExitStack, args: argparse.Namespace, zstd: str, bin_dir: str) -> float:
     import boto3
 
-    url = stack.enter_context(database_url("backupctl-bench-backup-pg-"))
-    work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="backupctl-bench-backup-")))
+    setup = start(stack, "backup", zstd)
+    url, work, ledger_dsn, storage_dir = setup.url, setup.work, setup.ledger_dsn, setup.storage_dir
     endpoint = stack.enter_context(moto_server())
-    ledger_dsn = stack.enter_context(scratch_database(url, "bench_ledger"))
     (work / "out").mkdir()
-    storage_dir = work / "storage"
-    storage_dir.mkdir()
 
     s3 = boto3.session.Session(
         aws_access_key_id=AWS_ENV["AWS_ACCESS_KEY_ID"],
@@ -355,20 +321,10 @@ def run(stack: contextlib.ExitStack, args: argparse.Namespace, zstd: str, bin_di
     # A public key only: like a backup machine, the bench holds no identity file.
     recipient = str(pyrage.x25519.Identity.generate().to_public())
     nights = past_nights()
-    with psycopg.connect(url, autocommit=True) as conn:
-        version = conn.execute("SHOW server_version").fetchone()
-    print(
-        f"server {redact_url(url)} (Postgres {version[0] if version else '?'}), zstd {zstd},"
-        f" {os.cpu_count()} CPUs; throughput = pg_database_size / wall time, MB = 10^6 bytes"
-    )
-    sys.stdout.flush()
 
     def round_at(size_gb: float, repeat: int, suffix: str) -> tuple[int, list[Variant]]:
         with scratch_database(url, "bench_data") as source_dsn:
-            started = time.perf_counter()
-            generate(source_dsn, size_gb)
-            db_bytes = database_size(source_dsn)
-            took = time.perf_counter() - started
+            db_bytes, took = generated(source_dsn, size_gb)
             backupctl = Backupctl(ledger_dsn, source_dsn, work, bin_dir, nights)
             variants = [
                 Variant(

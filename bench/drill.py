@@ -47,11 +47,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -59,19 +56,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from backupctl.drill import SCRATCH_PREFIX
-from backupctl.kinds.postgres import libpq_env, pg_restore_argv, split_password
-from backupctl.redact import redact_url
 
 if not __package__:  # run as `python bench/drill.py`: put the repo root on sys.path for bench.*
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.backupctl_cli import APP_ID, Backupctl, clean_env, file_path, past_nights
-from bench.benchdb import database_size, generate, scratch_database, table_rows
-from bench.measure import GB, MB, PeakSampler, kill, reap, rss_text, run_against_zstd
+from bench.backupctl_cli import APP_ID, Backupctl
+from bench.benchdb import table_rows
+from bench.harness import backed_up, description, run_against_zstd, size_args, start
+from bench.measure import GB, MB, throughput_text
+from bench.rawrestore import drop, restore_raw, settle
 
 MAX_RATIO = 1.2
 COUNT_FILE_ENV = "BENCH_COUNT_SECONDS_FILE"
@@ -108,71 +103,19 @@ class Variant:
     runs: list[Run]
 
 
-def settle(url: str) -> None:
-    """Dirty pages to disk and a checkpoint: the next variant starts from the same state."""
-    os.sync()
-    with (
-        psycopg.connect(url, autocommit=True) as conn,
-        contextlib.suppress(psycopg.errors.InsufficientPrivilege),
-    ):
-        conn.execute("CHECKPOINT")
-
-
-def drop(url: str, name: str) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
 def raw_restore(url: str, pg_restore: str, zstd: str, artifact: Path) -> Callable[[str], Run]:
     def run(tag: str) -> Run:
         name = f"bench_raw_{uuid.uuid4().hex[:8]}"
-        conninfo, password = split_password(make_conninfo(url, dbname=name))
-        argv = pg_restore_argv(pg_restore, conninfo, False, no_owner=True, no_privileges=True)
         settle(url)
         try:
-            with tempfile.TemporaryFile() as stderr:
-                started = time.perf_counter()
-                with psycopg.connect(url, autocommit=True) as conn:
-                    conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-                unpack = subprocess.Popen(
-                    [zstd, "-dc", "-q", str(artifact)], stdout=subprocess.PIPE
-                )
-                try:
-                    assert unpack.stdout is not None
-                    restore = subprocess.Popen(
-                        argv,
-                        stdin=unpack.stdout,
-                        stdout=subprocess.DEVNULL,
-                        stderr=stderr,
-                        env=libpq_env(password, clean_env()),
-                    )
-                except BaseException:
-                    kill(unpack)
-                    raise
-                unpack.stdout.close()
-                try:
-                    with PeakSampler({unpack.pid: "zstd", restore.pid: "pg_restore"}) as sampler:
-                        zstd_code, zstd_cpu = reap(unpack)
-                        restore_code, restore_cpu = reap(restore)
-                    seconds = time.perf_counter() - started
-                finally:
-                    kill(unpack)
-                    kill(restore)
-                if zstd_code != 0 or restore_code != 0:
-                    stderr.seek(0)
-                    tail = stderr.read().decode(errors="replace")[-2000:]
-                    raise RuntimeError(
-                        f"raw restore failed: zstd exit {zstd_code}, pg_restore {restore_code}:"
-                        f"\n{tail}"
-                    )
+            seconds, rss, cpu_seconds = restore_raw(
+                url, name, pg_restore, zstd, artifact, no_owner=True, no_privileges=True
+            )
         finally:
             dropped = time.perf_counter()
             drop(url, name)
             drop_seconds = time.perf_counter() - dropped
-        rss = {label: sampler.peaks_mb().get(label, 0.0) for label in ("zstd", "pg_restore")}
-        return Run(seconds, rss, zstd_cpu + restore_cpu, aside_seconds=drop_seconds)
+        return Run(seconds, rss, cpu_seconds, aside_seconds=drop_seconds)
 
     return run
 
@@ -212,20 +155,8 @@ def drill_run(
 # -- reporting --------------------------------------------------------------------------------
 
 
-def peak_rss(runs: Sequence[Run]) -> dict[str, float]:
-    peaks: dict[str, float] = {}
-    for run in runs:
-        for name, mb in run.rss.items():
-            peaks[name] = max(peaks.get(name, 0.0), mb)
-    return peaks
-
-
 def variant_line(label: str, db_bytes: int, runs: Sequence[Run]) -> str:
-    seconds = statistics.median(r.seconds for r in runs)
-    line = (
-        f"{label:<10}{db_bytes / GB:.2f} GB in {seconds:.2f}s = {db_bytes / MB / seconds:.1f} MB/s"
-        f"  peak RSS {rss_text(peak_rss(runs))}"
-    )
+    line = throughput_text(label, 10, db_bytes, runs)
     notes = [f"CPU {statistics.median(r.cpu_seconds for r in runs):.2f}s"]
     aside = statistics.median(r.aside_seconds for r in runs)
     if label == "raw":
@@ -242,63 +173,22 @@ def variant_line(label: str, db_bytes: int, runs: Sequence[Run]) -> str:
 # -- main -------------------------------------------------------------------------------------
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--size-gb", type=float, default=None, help="database size in GB (1.0; 0.2 with --quick)"
-    )
-    parser.add_argument("--repeat", type=int, default=None, help="rounds (3; 1 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 0.2 GB, one round")
-    args = parser.parse_args(argv)
-    if args.size_gb is None:
-        args.size_gb = 0.2 if args.quick else 1.0
-    if args.repeat is None:
-        args.repeat = 1 if args.quick else 3
-    if args.size_gb <= 0 or not 1 <= args.repeat <= 100:
-        parser.error("--size-gb must be positive, --repeat from 1 to 100")
-    return args
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    return run_against_zstd(
-        "bench/drill.py",
-        "zstd -dc | pg_restore",
-        "pg_restore",
-        lambda stack, zstd, bin_dir: run(stack, args, zstd, bin_dir),
-    )
+    args = size_args(argparse.ArgumentParser(description=description(__doc__)), argv)
+    return run_against_zstd("bench/drill.py", "zstd -dc | pg_restore", "pg_restore", args, run)
 
 
 def run(stack: contextlib.ExitStack, args: argparse.Namespace, zstd: str, bin_dir: str) -> float:
-    from bench.servers import database_url
-
-    url = stack.enter_context(database_url("backupctl-bench-drill-pg-"))
-    work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="backupctl-bench-drill-")))
-    ledger_dsn = stack.enter_context(scratch_database(url, "bench_ledger"))
-    storage_dir = work / "storage"
-    storage_dir.mkdir()
-    with psycopg.connect(url, autocommit=True) as conn:
-        version = conn.execute("SHOW server_version").fetchone()
-    print(
-        f"server {redact_url(url)} (Postgres {version[0] if version else '?'}), zstd {zstd},"
-        f" {os.cpu_count()} CPUs; throughput = pg_database_size / wall time, MB = 10^6 bytes"
+    setup = start(stack, "drill", zstd)
+    url = setup.url
+    source = backed_up(
+        setup,
+        args.size_gb,
+        bin_dir,
+        {"BACKUPCTL_DRILL_POSTGRES_URL": url, "BACKUPCTL_PG_BIN_DIR": bin_dir},
     )
-    sys.stdout.flush()
-
-    with scratch_database(url, "bench_data") as source_dsn:
-        started = time.perf_counter()
-        generate(source_dsn, args.size_gb)
-        db_bytes = database_size(source_dsn)
-        took = time.perf_counter() - started
-        backupctl = Backupctl(ledger_dsn, source_dsn, work, bin_dir, past_nights())
-        env = backupctl.env(
-            storage_dir.as_uri(),
-            {"BACKUPCTL_DRILL_POSTGRES_URL": url, "BACKUPCTL_PG_BIN_DIR": bin_dir},
-        )
-        backup, row = backupctl.backup(env, "backup")
-    assert row.uri is not None and row.size is not None
-    artifact = file_path(row.uri)
-    with psycopg.connect(ledger_dsn, autocommit=True) as conn:
+    db_bytes, row = source.db_bytes, source.row
+    with psycopg.connect(setup.ledger_dsn, autocommit=True) as conn:
         found = conn.execute(
             "SELECT id FROM backupctl.backups WHERE app_id = %s AND run_date = %s",
             [APP_ID, row.night],
@@ -306,15 +196,17 @@ def run(stack: contextlib.ExitStack, args: argparse.Namespace, zstd: str, bin_di
     assert found is not None
     rows = sum(table_rows(args.size_gb).values())
     print(
-        f"{'database':<10}{db_bytes / GB:.2f} GB (pg_database_size) generated in {took:.1f}s,"
-        f" {rows} rows; backed up in {backup.seconds:.1f}s to {row.size / MB:.0f} MB;"
-        f" {args.repeat} round(s)"
+        f"{'database':<10}{db_bytes / GB:.2f} GB (pg_database_size) generated in"
+        f" {source.generate_seconds:.1f}s, {rows} rows; backed up in {source.backup.seconds:.1f}s"
+        f" to {source.stored_bytes / MB:.0f} MB; {args.repeat} round(s)"
     )
     sys.stdout.flush()
 
     variants = [
-        Variant("raw", raw_restore(url, str(Path(bin_dir) / "pg_restore"), zstd, artifact), []),
-        Variant("drill", drill_run(backupctl, env, url, int(found[0]), rows), []),
+        Variant(
+            "raw", raw_restore(url, str(Path(bin_dir) / "pg_restore"), zstd, source.artifact), []
+        ),
+        Variant("drill", drill_run(source.backupctl, source.env, url, int(found[0]), rows), []),
     ]
     for i in range(args.repeat):
         for variant in variants if i % 2 == 0 else reversed(variants):

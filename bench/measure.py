@@ -1,19 +1,22 @@
 """Measuring the benchmarks' child processes: exit code and CPU time (wait4), and peak
 RSS (VmHWM) sampled from /proc.
 
-Shared by ``bench/backup.py`` and ``bench/drill.py``; ``bench/backup.py``'s docstring says
-why VmHWM and not ``ru_maxrss``.
+Shared by ``bench/backup.py``, ``bench/drill.py`` and ``bench/restore.py``;
+``bench/backup.py``'s docstring says why VmHWM and not ``ru_maxrss``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import statistics
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from types import FrameType
+from typing import IO, Protocol
 
 MB = 1_000_000
 GB = 1_000_000_000
@@ -117,9 +120,65 @@ class PeakSampler:
         return {name: kib_to_mb(kib) for name, kib in self.peaks_kib.items()}
 
 
+@dataclass(frozen=True)
+class Piped:
+    """Two processes joined by a pipe, run to their end."""
+
+    codes: tuple[int, int]  # exit codes, first and second
+    cpu_seconds: float  # user + system of both (and of the children they reaped)
+    seconds: float  # from the caller's start to the exit of the later one
+    rss: dict[str, float]  # label -> peak RSS in MB
+
+
+def run_piped(
+    started: float,
+    first: Callable[[], subprocess.Popen[bytes]],
+    second: Callable[[IO[bytes]], subprocess.Popen[bytes]],
+    labels: tuple[str, str],
+) -> Piped:
+    """Start `first()` (its stdout a pipe), then `second(that pipe)` reading it; sample
+    the peak RSS of both (and of their children) until both exit, reap them, and kill
+    whichever is left on an error or Ctrl-C. `started`: the perf_counter the time
+    counts from."""
+    one = first()
+    try:
+        assert one.stdout is not None
+        two = second(one.stdout)
+    except BaseException:
+        kill(one)
+        raise
+    one.stdout.close()
+    try:
+        with PeakSampler({one.pid: labels[0], two.pid: labels[1]}) as sampler:
+            one_code, one_cpu = reap(one)
+            two_code, two_cpu = reap(two)
+        seconds = time.perf_counter() - started
+    finally:
+        kill(one)
+        kill(two)
+    rss = {label: sampler.peaks_mb().get(label, 0.0) for label in labels}
+    return Piped((one_code, two_code), one_cpu + two_cpu, seconds, rss)
+
+
 def kib_to_mb(kib: int) -> float:
     """KiB (as /proc reports VmHWM) to MB (10^6 bytes)."""
     return kib * 1024 / MB
+
+
+class MeasuredRun(Protocol):
+    """A measured run of a variant: its wall time and the peak RSS of its processes."""
+
+    seconds: float
+    rss: dict[str, float]  # process -> peak RSS in MB
+
+
+def peak_rss(runs: Iterable[MeasuredRun]) -> dict[str, float]:
+    """The highest peak RSS of each process over `runs`, in MB."""
+    peaks: dict[str, float] = {}
+    for run in runs:
+        for name, mb in run.rss.items():
+            peaks[name] = max(peaks.get(name, 0.0), mb)
+    return peaks
 
 
 def rss_text(rss: dict[str, float]) -> str:
@@ -127,43 +186,16 @@ def rss_text(rss: dict[str, float]) -> str:
     return ", ".join(f"{name} {mb:.0f} MB" for name, mb in rss.items())
 
 
+def throughput_text(label: str, width: int, db_bytes: int, runs: Sequence[MeasuredRun]) -> str:
+    """`label` padded to `width`, the database size, the median wall time of `runs`, the
+    throughput that gives and the peak RSS of each process."""
+    seconds = statistics.median(run.seconds for run in runs)
+    return (
+        f"{label:<{width}}{db_bytes / GB:.2f} GB in {seconds:.2f}s"
+        f" = {db_bytes / MB / seconds:.1f} MB/s  peak RSS {rss_text(peak_rss(runs))}"
+    )
+
+
 def on_sigterm(signum: int, frame: FrameType | None) -> None:
     """A SIGTERM handler: stop the benchmark as Ctrl-C does, cleaning up on the way."""
     raise KeyboardInterrupt
-
-
-def run_against_zstd(
-    script: str, pipeline: str, tool: str, run: Callable[[contextlib.ExitStack, str, str], float]
-) -> int:
-    """A zstd-pipeline benchmark's main: find the zstd program and the embedded
-    Postgres's tools (`tool` is the one it needs, named when missing), then
-    `run(stack, zstd, bin_dir)` inside an ExitStack that stops everything it started,
-    also on SIGTERM or ^C, and print its `ratio=R`. Returns the exit status."""
-    import shutil
-    import signal
-    import sys
-
-    from backupctl.kinds.postgres import embedded_bin_dir
-
-    zstd = shutil.which("zstd")
-    if zstd is None:
-        print(
-            f"{script}: the zstd program is not installed (not on PATH); the raw"
-            f" pipeline `{pipeline}` needs it. Install it (Debian/Ubuntu:"
-            " `apt-get install zstd`) and run again.",
-            file=sys.stderr,
-        )
-        return 2
-    bin_dir = embedded_bin_dir()
-    if bin_dir is None:
-        print(f"{script}: pgserver's {tool} not found: pip install pgserver", file=sys.stderr)
-        return 2
-    signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        with contextlib.ExitStack() as stack:
-            ratio = run(stack, zstd, str(bin_dir))
-    except KeyboardInterrupt:
-        print(f"{script}: interrupted; everything it started was stopped", file=sys.stderr)
-        return 130
-    print(f"ratio={ratio:.2f}")
-    return 0
