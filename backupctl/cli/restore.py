@@ -170,7 +170,7 @@ def restore(
 
 @contextmanager
 def _stopped_by_sigterm() -> Iterator[None]:
-    """SIGTERM stops the restore as Ctrl-C does: raised once, so that every clean-up on
+    """SIGTERM or Ctrl-C stops the restore: raised once, so that every clean-up on
     the way runs (and a second signal cannot cut it short); then exit 1."""
     from backupctl.restore import RestoreFailed, RestoreStopped
 
@@ -181,10 +181,12 @@ def _stopped_by_sigterm() -> Iterator[None]:
             stopping.append(signal.Signals(signum).name)
             raise RestoreStopped(stopping[0])
 
-    previous = signal.signal(signal.SIGTERM, on_signal)
+    # Ctrl-C too: else it would be click's bare "Aborted!", not what was left.
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     except RestoreStopped as exc:
         raise RestoreFailed(f"stopped by {exc}; the target was left as it was") from None
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)

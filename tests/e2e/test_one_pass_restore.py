@@ -155,9 +155,13 @@ def test_a_files_restore_appears_whole_and_zstd_reads_the_artifact(
 
 
 def terminate_when(
-    setup: Setup, args: list[str], started: Callable[[], bool], done: Callable[[], bool]
+    setup: Setup,
+    args: list[str],
+    started: Callable[[], bool],
+    done: Callable[[], bool],
+    sig: signal.Signals = signal.SIGTERM,
 ) -> str:
-    """SIGTERM `backupctl ARGS` once `started()`; a restore that outran us retries.
+    """`sig` to `backupctl ARGS` once `started()`; a restore that outran us retries.
     Returns its stderr, after checking exit 1 and the stop's message."""
     for _ in range(3):
         proc = setup.start(*args, BACKUPCTL_PG_BIN_DIR=BIN)
@@ -165,20 +169,20 @@ def terminate_when(
         stopped = False
         while time.monotonic() < deadline and proc.poll() is None:
             if started():
-                proc.send_signal(signal.SIGTERM)
+                proc.send_signal(sig)
                 stopped = True
                 break
             time.sleep(0.005)
         _out, err = proc.communicate(timeout=120)
         if stopped and proc.returncode != 0:
             assert proc.returncode == 1, err
-            assert "stopped by SIGTERM; the target was left as it was" in err
+            assert f"stopped by {sig.name}; the target was left as it was" in err
             return err
         assert done(), err  # it finished before the signal: undo it, try again
     raise AssertionError("the restore never ran long enough to be stopped")
 
 
-def test_sigterm_mid_restore_leaves_no_folder_and_no_database(
+def test_sigterm_or_ctrl_c_mid_restore_leaves_no_folder_and_no_database(
     setup: Setup, make_db: MakeDb, pg_server_url: str
 ) -> None:
     data = backed_up(setup, make_db, pg_server_url, rows=400_000)
@@ -218,6 +222,7 @@ def test_sigterm_mid_restore_leaves_no_folder_and_no_database(
         ["restore", "shop", "--date", NIGHT, "--to", missing],
         lambda: database_exists(pg_server_url, missing),
         undo_database,
+        signal.SIGINT,  # Ctrl-C
     )
     assert "dropped database" in err
     assert not database_exists(pg_server_url, missing)
