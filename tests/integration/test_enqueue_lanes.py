@@ -15,7 +15,7 @@ import pytest
 from backupctl import enqueue
 from backupctl.config import KEYS, RunSettings
 from backupctl.enqueue import enqueue_night
-from backupctl.ledger import Ledger, connect_ledger
+from backupctl.ledger import Ledger
 from backupctl.queue import SqsQueue
 from backupctl.registry import App
 from backupctl.storage import Storages
@@ -26,13 +26,6 @@ RUN = replace(
     RunSettings(**{key.name: key.default for key in KEYS if key.section == "run"}),
     mode="enqueue",
 )
-
-
-@pytest.fixture
-def ledger(database_url: str) -> Iterator[Ledger]:
-    led = connect_ledger(database_url, "backupctl")
-    yield led
-    led.close()
 
 
 @pytest.fixture

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
 
 from backupctl.errors import LedgerUnavailable
@@ -20,26 +17,10 @@ from backupctl.ledger.queries import migrations
 from backupctl.registry import App
 from backupctl.registry.lookup import StaticApps
 from backupctl.storage import Storages
+from tests.integration.conftest import sql
 
 NIGHT = date(2026, 11, 28)
 SLOW = str(Path(__file__).parent.parent / "e2e" / "slow_writer.py")
-
-
-@pytest.fixture
-def ledger(database_url: str) -> Iterator[Ledger]:
-    led = connect_ledger(database_url, "backupctl")
-    yield led
-    led.close()
-
-
-def sql(ledger: Ledger, query: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
-    """Run one statement of the test's own on the ledger's connections."""
-
-    def work(conn: psycopg.Connection[dict[str, Any]]) -> list[dict[str, Any]]:
-        cur = conn.execute(query.encode(), params)
-        return cur.fetchall() if cur.description else []
-
-    return ledger.connector.run(work)
 
 
 def expire(ledger: Ledger, backup_id: int) -> None:

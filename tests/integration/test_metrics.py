@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from backupctl.ledger import Ledger, connect_ledger
+from backupctl.ledger import Ledger
 from backupctl.monitoring import write_metrics
 
 NIGHT = date(2026, 11, 28)
@@ -39,13 +39,6 @@ def by_label(samples: Samples, name: str) -> dict[str, float]:
 
 def one(samples: Samples, name: str) -> float:
     return samples[(name, ())]
-
-
-@pytest.fixture
-def ledger(database_url: str) -> Iterator[Ledger]:
-    led = connect_ledger(database_url, "backupctl")
-    yield led
-    led.close()
 
 
 def row(app: str, status: str, **extra: Any) -> dict[str, Any]:

@@ -6,34 +6,17 @@ migration with counts that match its rows."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
-from typing import Any
 
 import psycopg
-import pytest
 
 from backupctl.ledger import Claim, Ledger, connect_ledger
 from backupctl.ledger.queries import migrations
+from tests.integration.conftest import sql
 
 NIGHT = date(2026, 11, 28)
 APPS = ["a", "b", "c", "d", "e", "f"]
 Counts = dict[tuple[date, str], tuple[int, int, int]]
-
-
-@pytest.fixture
-def ledger(database_url: str) -> Iterator[Ledger]:
-    led = connect_ledger(database_url, "backupctl")
-    yield led
-    led.close()
-
-
-def sql(ledger: Ledger, query: str, params: Sequence[object] = ()) -> list[dict[str, Any]]:
-    def work(conn: psycopg.Connection[dict[str, Any]]) -> list[dict[str, Any]]:
-        cur = conn.execute(query.encode(), params)
-        return cur.fetchall() if cur.description else []
-
-    return ledger.connector.run(work)
 
 
 def from_rows(ledger: Ledger) -> Counts:

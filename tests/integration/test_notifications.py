@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
 from datetime import date
 
 import pytest
@@ -13,18 +12,11 @@ import pytest
 from backupctl.errors import LedgerUnavailable
 from backupctl.ledger import Ledger, connect_ledger
 from backupctl.notifications import Message, Notifier, url_hash
-from tests.integration.test_ledger import sql
+from tests.integration.conftest import sql
 from tests.notify_server import SECRET_PATH, NotifyServer
 
 NIGHT = date(2026, 11, 28)
 HASH = url_hash("json://127.0.0.1:9/x")
-
-
-@pytest.fixture
-def ledger(database_url: str) -> Iterator[Ledger]:
-    led = connect_ledger(database_url, "backupctl")
-    yield led
-    led.close()
 
 
 def night(ledger: Ledger, run_date: date, **statuses: str) -> None:

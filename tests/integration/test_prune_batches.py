@@ -3,7 +3,7 @@ statement and one storage call per batch, never a round trip per backup."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -11,20 +11,13 @@ from typing import Any
 import pytest
 
 import backupctl.retention as retention
-from backupctl.ledger import Ledger, connect_ledger
+from backupctl.ledger import Ledger
 from backupctl.storage import Storages
 from backupctl.storage.local import LocalStorage
 
 FIRST = date(2026, 11, 1)
 NIGHTS = [FIRST + timedelta(days=d) for d in range(7)]
 POLICY = {"keep_daily": 2, "keep_weekly": 0, "keep_monthly": 0}
-
-
-@pytest.fixture
-def ledger(database_url: str) -> Iterator[Ledger]:
-    led = connect_ledger(database_url, "backupctl")
-    yield led
-    led.close()
 
 
 def back_up(ledger: Ledger, root: Path, apps: Sequence[str]) -> None:
