@@ -6,15 +6,22 @@ A monitoring failure is logged and never changes a run's outcome.
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from backupctl.config import Settings
 from backupctl.ledger import Ledger
 from backupctl.monitoring import Pinger, night_summary, write_metrics
 from backupctl.notifications import Notifier
+from backupctl.redact import redact_text
+
+log = logging.getLogger(__name__)
+
+# How far back check tells of nights recorded as missed (besides the latest closed one).
+MISSED_LOOKBACK = 7
 
 
 class NightMonitor:
@@ -99,3 +106,32 @@ def notify_night(
     """Send the notifications `night` has that nobody sent yet, if [monitoring]
     notify is set (`window_closed`: check, past the night's window). Never raises."""
     Notifier.from_settings(settings).tell(ledger, night, window_closed=window_closed)
+
+
+def notify_closed_nights(
+    settings: Settings, ledger: Ledger, night: date, *, window_open: bool
+) -> None:
+    """check's dead-man's switch: tell of the latest night whose window has closed
+    (`night` itself, or while its window is open the night before: a whole-day
+    window is always open, so its night is told of the day after) if it was missed
+    or ended badly with nobody telling, and of the nights a later run recorded as
+    missed (the machine was off), a week back. Each is sent once. Never raises."""
+    if not settings.notify:
+        return
+    from backupctl.checks import latest_closed_night
+
+    closed = night
+    if window_open:
+        closed = latest_closed_night(datetime.now(UTC), settings.run.window, settings.timezone)
+    try:
+        earlier = [
+            n["run_date"]
+            for n in ledger.list_nights(MISSED_LOOKBACK + 1)
+            if n["status"] == "missed"
+            and closed - timedelta(days=MISSED_LOOKBACK) <= n["run_date"] < closed
+        ]
+    except Exception as exc:  # a notification must never change check's answer
+        log.warning("notifications: the earlier nights were not read: %s", redact_text(str(exc)))
+        earlier = []
+    for told in [*sorted(earlier), closed]:
+        notify_night(settings, ledger, told, window_closed=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -13,9 +13,6 @@ from backupctl.cli.render import emit_json, judged_json
 from backupctl.durations import format_duration
 from backupctl.errors import BackupctlError
 from backupctl.redact import redact_text
-
-# How far back check tells of nights recorded as missed (besides the latest closed one).
-MISSED_LOOKBACK = 7
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -72,13 +69,7 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
     Example:
       backupctl check --max-age 30h
     """
-    from backupctl.checks import (
-        UNKNOWN,
-        evaluate,
-        latest_closed_night,
-        night_to_check,
-        perfdata,
-    )
+    from backupctl.checks import UNKNOWN, evaluate, night_to_check, perfdata
     from backupctl.nagios import plugin_output
 
     try:
@@ -110,27 +101,9 @@ def check(ctx: click.Context, run_date: date | None, max_age: float, as_json: bo
             **_drills(settings, ledger, judged.apps),
         )
         if run_date is None:
-            # The dead-man's switch tells of a missed night, and of one that ended
-            # badly with nobody telling (the sender died); each is sent once. While
-            # tonight's window is open that is the night before (a whole-day window
-            # is always open: its night is told of the day after).
-            from backupctl.notify import notify_night
+            from backupctl.notify import notify_closed_nights
 
-            closed = (
-                night
-                if not window_open
-                else latest_closed_night(datetime.now(UTC), settings.run.window, settings.timezone)
-            )
-            # Nights a later run recorded as missed (the host was off for a few) are
-            # told too, each once; a week back at most.
-            earlier = [
-                n["run_date"]
-                for n in ledger.list_nights(MISSED_LOOKBACK + 1)
-                if n["status"] == "missed"
-                and closed - timedelta(days=MISSED_LOOKBACK) <= n["run_date"] < closed
-            ]
-            for told in [*sorted(earlier), closed]:
-                notify_night(settings, ledger, told, window_closed=True)
+            notify_closed_nights(settings, ledger, night, window_open=window_open)
     except BackupctlError as exc:
         message = str(exc).replace("\n", "; ")
         if as_json:

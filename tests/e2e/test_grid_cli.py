@@ -21,6 +21,7 @@ import pytest
 from scripts.chromium import INSTALL, find_chromium, screenshot
 from scripts.png import read_png
 from tests.conftest import Setup
+from tests.e2e.test_mistakes_cli import ONE_TRY
 from tests.tools import missing
 
 NIGHTS = ["2026-11-20", "2026-11-21", "2026-11-23", "2026-11-24"]  # 11-22: missed
@@ -49,7 +50,6 @@ id = "broken"
 kind = "command"
 argv = ["{sys.executable}", "-c", "import sys; sys.stderr.write({CONNECT!r}); sys.exit(2)"]
 """
-ONE_TRY = {"BACKUPCTL_RUN_MAX_ATTEMPTS": "1"}
 
 
 def four_nights(setup: Setup) -> None:

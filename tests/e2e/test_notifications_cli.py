@@ -14,12 +14,12 @@ import pytest
 from backupctl.checks import night_to_check
 from backupctl.durations import parse_window
 from tests.conftest import Setup, free_port
+from tests.e2e.test_mistakes_cli import ONE_TRY
 from tests.e2e.test_nightly_cli import quick_apps
 from tests.e2e.test_queue_cli import Queue, standard_queue  # noqa: F401 (fixture)
 from tests.notify_server import SECRET_PATH, NotifyServer
 
 NIGHT = "2026-11-28"
-ONE_TRY = {"BACKUPCTL_RUN_MAX_ATTEMPTS": "1"}
 # A failing app whose error holds a password: the message must carry it masked.
 LEAKY_ARGV = [
     sys.executable,
